@@ -1,0 +1,15 @@
+"""The Chatterbox engine: models, synthesis pipeline, voices. Imports no web framework."""
+
+from .audio import AudioChunk
+from .config import EngineConfig
+from .engine import Engine, Job
+from .errors import (Busy, Cancelled, EngineError, InvalidAudio, InvalidRequest, ModelUnavailable, NotFound,
+                     SynthesisFailed)
+from .request import LANGUAGES, MODELS, PARAMETER_RANGES, SynthesisRequest, Voice
+from .voices import SavedVoice, VoiceLibrary
+
+__all__ = [
+    "AudioChunk", "Busy", "Cancelled", "Engine", "EngineConfig", "EngineError", "InvalidAudio", "InvalidRequest",
+    "Job", "LANGUAGES", "MODELS", "ModelUnavailable", "NotFound", "PARAMETER_RANGES", "SavedVoice",
+    "SynthesisFailed", "SynthesisRequest", "Voice", "VoiceLibrary",
+]

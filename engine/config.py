@@ -1,0 +1,24 @@
+"""How the engine is set up: device, model, weights, limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    device: str = "auto"
+    model: str = "chatterbox"
+    checkpoint_dir: Path | None = None
+    data_dir: Path = Path("data")
+    queue_size: int = 16
+    chunk_chars: int = 250
+    max_chunk_tokens: int = 1000
+    voice_cache_size: int = 32
+    max_reference_seconds: float = 30.0
+    min_reference_seconds: float = 1.0
+
+    @property
+    def voices_dir(self) -> Path:
+        return self.data_dir / "voices"

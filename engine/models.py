@@ -1,0 +1,357 @@
+"""The three Chatterbox variants: where their weights come from, how they load, and one model call.
+
+Each variant is loaded from Chatterbox's own file layout. The T3 backbone's depth and MLP width are read
+from the weights, so the released checkpoints, fine-tuned or smaller ones, and the tests' tiny one all load
+through this same code.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import InvalidRequest, ModelUnavailable, SynthesisFailed
+
+log = logging.getLogger(__name__)
+
+SPEECH_VOCAB = 6561  # token ids at or above this are control tokens, dropped before S3Gen
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The sampling parameters of one T3 call."""
+
+    temperature: float
+    top_p: float
+    min_p: float
+    repetition_penalty: float
+    cfg_weight: float
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """What distinguishes one Chatterbox variant on disk and in use."""
+
+    name: str
+    repo_id: str
+    t3_file: str
+    files: tuple[str, ...]
+    ignores: tuple[str, ...] = ()
+    multilingual: bool = False
+
+    def missing_files(self, directory: Path) -> list[str]:
+        return [f for f in self.files if f != "conds.pt" and not (directory / f).exists()]
+
+
+VARIANTS = {
+    "chatterbox": VariantSpec(
+        "chatterbox", "ResembleAI/chatterbox", "t3_cfg.safetensors",
+        ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt"),
+    ),
+    "chatterbox-multilingual": VariantSpec(
+        "chatterbox-multilingual", "ResembleAI/chatterbox", "t3_mtl23ls_v2.safetensors",
+        ("ve.pt", "t3_mtl23ls_v2.safetensors", "s3gen.pt", "grapheme_mtl_merged_expanded_v1.json", "conds.pt",
+         "Cangjie5_TC.json"),
+        multilingual=True,
+    ),
+    "chatterbox-turbo": VariantSpec(
+        "chatterbox-turbo", "ResembleAI/chatterbox-turbo", "t3_turbo_v1.safetensors",
+        ("ve.safetensors", "t3_turbo_v1.safetensors", "s3gen_meanflow.safetensors", "conds.pt",
+         "tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",
+         "added_tokens.json"),
+        ignores=("cfg_weight", "exaggeration", "min_p"),
+    ),
+}
+
+
+def locate_weights(spec: VariantSpec, checkpoint_dir: Path | None, progress: Callable[[str], None]) -> Path:
+    """The directory holding `spec`'s files: the given checkpoint directory, or a download from the hub."""
+    if checkpoint_dir is not None:
+        missing = spec.missing_files(checkpoint_dir)
+        if not missing:
+            return checkpoint_dir
+        raise ModelUnavailable(
+            f"The checkpoint directory {checkpoint_dir} has no {spec.name} weights (missing: {', '.join(missing)}). "
+            f"Point --checkpoint-dir at a folder with Chatterbox's files, or leave it out to download "
+            f"{spec.repo_id} from Hugging Face."
+        )
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    progress(f"Getting {spec.name} weights from Hugging Face ({spec.repo_id})…")
+    try:
+        path = snapshot_download(repo_id=spec.repo_id, allow_patterns=list(spec.files))
+    except (LocalEntryNotFoundError, OSError, ValueError) as error:
+        raise ModelUnavailable(
+            f"Could not download {spec.name} weights from Hugging Face ({error.__class__.__name__}). "
+            f"Check the internet connection and try again, or on a connected machine run "
+            f"`hf download {spec.repo_id} --local-dir chatterbox-weights`, copy that folder here "
+            f"and start with --checkpoint-dir chatterbox-weights."
+        ) from None
+    directory = Path(path)
+    missing = spec.missing_files(directory)
+    if missing:
+        raise ModelUnavailable(f"The download of {spec.repo_id} lacks {', '.join(missing)}; try again.")
+    return directory
+
+
+def _backbone_shape(state: dict) -> tuple[int, int]:
+    """(layer count, MLP width) of a T3 backbone, read from its weight names and shapes."""
+    layers = {int(k.split(".")[2]) for k in state if k.startswith(("tfmr.layers.", "tfmr.h."))}
+    if not layers:
+        raise ModelUnavailable("The T3 weights hold no transformer layers; the checkpoint is not a Chatterbox T3.")
+    if "tfmr.layers.0.mlp.gate_proj.weight" in state:
+        width = state["tfmr.layers.0.mlp.gate_proj.weight"].shape[0]
+    else:
+        width = state["tfmr.h.0.mlp.c_fc.weight"].shape[1]
+    return max(layers) + 1, width
+
+
+def _build_t3(hp, state: dict):
+    """A T3 whose backbone config matches the weights' depth and width, then loaded with them."""
+    from chatterbox.models.t3 import T3
+    from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
+
+    layers, width = _backbone_shape(state)
+    base = LLAMA_CONFIGS[hp.llama_config_name]
+    layer_key, width_key = ("n_layer", "n_inner") if base.get("model_type") == "gpt2" else ("num_hidden_layers", "intermediate_size")
+    default_width = 4 * base["hidden_size"]
+    if base.get(layer_key) != layers or (base.get(width_key) or default_width) != width:
+        name = f"{hp.llama_config_name}_{layers}x{width}"
+        LLAMA_CONFIGS.setdefault(name, {**copy.deepcopy(base), layer_key: layers, width_key: width})
+        hp.llama_config_name = name
+    t3 = T3(hp)
+    result = t3.load_state_dict(state, strict=False)
+    unexpected = [k for k in result.unexpected_keys if not k.startswith("tfmr.wte")]
+    if result.missing_keys or unexpected:
+        raise ModelUnavailable(
+            f"The T3 weights do not fit the {hp.llama_config_name} architecture "
+            f"(missing {result.missing_keys[:3]}, unexpected {unexpected[:3]}); is this a Chatterbox checkpoint?"
+        )
+    return t3
+
+
+def _read_state(path: Path) -> dict:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    return state["model"][0] if "model" in state else state
+
+
+class LoadedModel:
+    """One variant on one device, with the calls the synthesis pipeline makes."""
+
+    def __init__(self, spec: VariantSpec, upstream, device: str):
+        self.spec = spec
+        self.upstream = upstream
+        self.device = device
+        self.sample_rate = upstream.sr
+
+    @property
+    def builtin_conditionals(self):
+        if self.upstream.conds is None:
+            raise InvalidRequest("This checkpoint has no built-in voice (conds.pt); give a reference clip.", "voice")
+        return self.upstream.conds
+
+    def conditionals(self, wav24k: np.ndarray):
+        """Speaker conditionals from a 24 kHz clip, as upstream's `prepare_conditionals` derives them."""
+        from chatterbox.models.s3gen import S3GEN_SR
+        from chatterbox.models.s3tokenizer import S3_SR
+        from chatterbox.models.t3.modules.cond_enc import T3Cond
+        from chatterbox.tts import Conditionals
+        import librosa
+
+        model = self.upstream
+        if self.spec.name == "chatterbox-turbo":
+            wav24k = model.norm_loudness(wav24k, S3GEN_SR)
+        ref_16k = librosa.resample(wav24k, orig_sr=S3GEN_SR, target_sr=S3_SR)
+        with torch.inference_mode():
+            gen = model.s3gen.embed_ref(wav24k[: model.DEC_COND_LEN], S3GEN_SR, device=self.device)
+            prompt_tokens = None
+            if plen := model.t3.hp.speech_cond_prompt_len:
+                prompt_tokens, _ = model.s3gen.tokenizer.forward([ref_16k[: model.ENC_COND_LEN]], max_len=plen)
+                prompt_tokens = torch.atleast_2d(prompt_tokens).to(self.device)
+            speaker = torch.from_numpy(model.ve.embeds_from_wavs([ref_16k], sample_rate=S3_SR))
+            speaker = speaker.mean(axis=0, keepdim=True).to(self.device)
+        t3 = T3Cond(speaker_emb=speaker, cond_prompt_speech_tokens=prompt_tokens,
+                    emotion_adv=0.5 * torch.ones(1, 1, 1)).to(device=self.device)
+        return Conditionals(t3, gen)
+
+    def t3_conditioning(self, conds, exaggeration: float):
+        """The T3 conditioning with this request's exaggeration (the cached conditionals stay untouched)."""
+        from chatterbox.models.t3.modules.cond_enc import T3Cond
+
+        current = conds.t3
+        if float(exaggeration) == float(current.emotion_adv[0, 0, 0]):
+            return current
+        return T3Cond(speaker_emb=current.speaker_emb, cond_prompt_speech_tokens=current.cond_prompt_speech_tokens,
+                      emotion_adv=exaggeration * torch.ones(1, 1, 1)).to(device=self.device)
+
+    def text_tokens(self, text: str, language: str | None, cfg: bool) -> torch.Tensor:
+        """Upstream's punctuation clean-up and tokenization, with start and stop tokens."""
+        model = self.upstream
+        if self.spec.name == "chatterbox-turbo":
+            from chatterbox.tts_turbo import punc_norm
+
+            return model.tokenizer(punc_norm(text), return_tensors="pt").input_ids.to(self.device)
+        if self.spec.multilingual:
+            from chatterbox.mtl_tts import punc_norm
+
+            tokens = model.tokenizer.text_to_tokens(punc_norm(text), language_id=(language or "en").lower())
+        else:
+            from chatterbox.tts import punc_norm
+
+            tokens = model.tokenizer.text_to_tokens(punc_norm(text))
+        tokens = tokens.to(self.device)
+        if cfg:
+            tokens = torch.cat([tokens, tokens], dim=0)
+        tokens = F.pad(tokens, (1, 0), value=model.t3.hp.start_text_token)
+        return F.pad(tokens, (0, 1), value=model.t3.hp.stop_text_token)
+
+    def speech_tokens(self, text_tokens: torch.Tensor, t3_cond, sampling: Sampling) -> torch.Tensor:
+        """T3: text to speech tokens, sampled as upstream samples them; control tokens dropped."""
+        from chatterbox.models.s3tokenizer import drop_invalid_tokens
+
+        t3 = self.upstream.t3
+        with torch.inference_mode():
+            if self.spec.name == "chatterbox-turbo":
+                tokens = t3.inference_turbo(t3_cond=t3_cond, text_tokens=text_tokens, temperature=sampling.temperature,
+                                            top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,
+                                            max_gen_len=sampling.max_new_tokens - 1)
+                return tokens[tokens < SPEECH_VOCAB]
+            tokens = t3.inference(t3_cond=t3_cond, text_tokens=text_tokens, max_new_tokens=sampling.max_new_tokens,
+                                  temperature=sampling.temperature, cfg_weight=sampling.cfg_weight,
+                                  repetition_penalty=sampling.repetition_penalty, min_p=sampling.min_p,
+                                  top_p=sampling.top_p)
+            tokens = drop_invalid_tokens(tokens[0])
+            return tokens[tokens < SPEECH_VOCAB].to(self.device)
+
+    def vocode(self, speech_tokens: torch.Tensor, conds) -> np.ndarray:
+        """S3Gen: speech tokens to a 24 kHz waveform, watermarked as upstream does."""
+        from chatterbox.models.s3gen.const import S3GEN_SIL
+
+        if speech_tokens.numel() == 0:
+            raise SynthesisFailed("The model produced no speech for this text; try other wording or another seed.")
+        s3gen = self.upstream.s3gen
+        with torch.inference_mode():
+            if self.spec.name == "chatterbox-turbo":
+                silence = torch.tensor([S3GEN_SIL] * 3, dtype=torch.long, device=self.device)
+                wav, _ = s3gen.inference(speech_tokens=torch.cat([speech_tokens, silence]), ref_dict=conds.gen,
+                                         n_cfm_timesteps=2)
+            else:
+                wav, _ = s3gen.inference(speech_tokens=speech_tokens, ref_dict=conds.gen)
+            wav = wav.squeeze(0).detach().cpu().numpy()
+            marked = self.upstream.watermarker.apply_watermark(wav, sample_rate=self.sample_rate)
+        return np.asarray(marked, dtype=np.float32)
+
+    def release(self) -> None:
+        """Drop the weights and give memory back to the device."""
+        self.upstream = None
+        import gc
+
+        gc.collect()
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+def load(spec: VariantSpec, directory: Path, device: str) -> LoadedModel:
+    """Build `spec` from the files in `directory` onto `device`."""
+    try:
+        upstream = _load_upstream(spec, directory, device)
+    except ModelUnavailable:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, AssertionError) as error:
+        raise ModelUnavailable(
+            f"Could not load {spec.name} from {directory}: {error.__class__.__name__}: {str(error)[:300]}. "
+            f"Check that the folder holds an intact Chatterbox checkpoint."
+        ) from None
+    return LoadedModel(spec, upstream, device)
+
+
+def _load_upstream(spec: VariantSpec, directory: Path, device: str):
+    from chatterbox.models.s3gen import S3Gen
+    from chatterbox.models.t3.modules.t3_config import T3Config
+    from chatterbox.models.voice_encoder import VoiceEncoder
+
+    ve = VoiceEncoder()
+    ve.load_state_dict(_read_state(directory / ("ve.pt" if spec.multilingual else "ve.safetensors")))
+    t3_state = _read_state(directory / spec.t3_file)
+    if spec.name == "chatterbox":
+        from chatterbox.models.tokenizers import EnTokenizer
+        from chatterbox.tts import ChatterboxTTS as Upstream, Conditionals
+
+        t3 = _build_t3(T3Config.english_only(), t3_state)
+        s3gen = S3Gen()
+        s3gen.load_state_dict(_read_state(directory / "s3gen.safetensors"), strict=False)
+        tokenizer = EnTokenizer(str(directory / "tokenizer.json"))
+    elif spec.multilingual:
+        from chatterbox.models.tokenizers import MTLTokenizer
+        from chatterbox.mtl_tts import ChatterboxMultilingualTTS as Upstream, Conditionals
+
+        t3 = _build_t3(T3Config.multilingual(), t3_state)
+        s3gen = S3Gen()
+        s3gen.load_state_dict(_read_state(directory / "s3gen.pt"))
+        tokenizer = MTLTokenizer(str(directory / "grapheme_mtl_merged_expanded_v1.json"))
+    else:
+        from transformers import AutoTokenizer
+        from chatterbox.tts_turbo import ChatterboxTurboTTS as Upstream, Conditionals
+
+        hp = T3Config(text_tokens_dict_size=50276)
+        hp.llama_config_name = "GPT2_medium"
+        hp.speech_tokens_dict_size = 6563
+        hp.input_pos_emb = None
+        hp.speech_cond_prompt_len = 375
+        hp.use_perceiver_resampler = False
+        hp.emotion_adv = False
+        t3 = _build_t3(hp, t3_state)
+        del t3.tfmr.wte
+        s3gen = S3Gen(meanflow=True)
+        s3gen.load_state_dict(_read_state(directory / "s3gen_meanflow.safetensors"), strict=True)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    conds = None
+    if (directory / "conds.pt").exists():
+        conds = Conditionals.load(directory / "conds.pt", map_location="cpu").to(device)
+    for module in (ve, t3, s3gen):
+        module.to(device).eval()
+    return Upstream(t3, s3gen, ve, tokenizer, device, conds=conds)
+
+
+def resolve_device(requested: str) -> str:
+    """`auto` picks cuda, then mps, then cpu; a named device that is missing is a clear error."""
+    requested = requested.lower()
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelUnavailable(
+            "Device 'cuda' was asked for, but this PyTorch sees no CUDA GPU "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}). "
+            "Use --device cpu, or install a CUDA build of torch (launch.bat does on Windows)."
+        )
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelUnavailable("Device 'mps' was asked for, but Apple's Metal backend is not available; use --device cpu.")
+    if requested not in ("cpu", "mps") and not requested.startswith("cuda"):
+        raise ModelUnavailable(f"Unknown device '{requested}'; use auto, cuda, cuda:N, mps or cpu.")
+    return requested
+
+
+def token_budget(text: str, cap: int) -> int:
+    """Speech tokens allowed for a text: generous for slow speech (25 tokens/s), yet a stop for babbling."""
+    return max(1, min(cap, 50 + math.ceil(3.5 * len(text))))

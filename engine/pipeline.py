@@ -1,0 +1,113 @@
+"""The synthesis pipeline: text chunks through T3 and S3Gen, one request at a time, on one model."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from . import audio, text as text_prep
+from .config import EngineConfig
+from .errors import InvalidAudio, InvalidRequest
+from .models import VARIANTS, LoadedModel, Sampling, load, locate_weights, resolve_device, token_budget
+from .request import MAX_SEED, PARAMETER_RANGES, SynthesisRequest
+from .voices import ConditionalsCache, VoiceLibrary, clip_key
+
+log = logging.getLogger(__name__)
+
+SILENCE_PEAK = 1e-3
+
+
+class Synthesizer:
+    """Owns the model. Only the engine's worker thread calls it, so the model never runs twice at once."""
+
+    def __init__(self, config: EngineConfig, library: VoiceLibrary, status: Callable[[str], None] = log.info):
+        self.config = config
+        self.library = library
+        self.status = status
+        self.model: LoadedModel | None = None
+        self.cache = ConditionalsCache(config.voice_cache_size)
+        self.device = resolve_device(config.device)
+
+    def model_for(self, name: str | None) -> LoadedModel:
+        """The loaded variant `name`, loading it (and freeing any other) on first use."""
+        spec = VARIANTS[name or self.config.model]
+        if self.model is not None and self.model.spec == spec:
+            return self.model
+        self.unload()
+        directory = locate_weights(spec, self.config.checkpoint_dir, self.status)
+        self.status(f"Loading {spec.name} on {self.device}…")
+        self.model = load(spec, directory, self.device)
+        self.status(f"{spec.name} ready on {self.device}.")
+        return self.model
+
+    def unload(self) -> None:
+        if self.model is not None:
+            self.model.release()
+            self.model = None
+            self.cache.clear()
+
+    def ignored_parameters(self, request: SynthesisRequest) -> list[str]:
+        """The parameters this request set that its variant does not use."""
+        spec = VARIANTS[request.model or self.config.model]
+        ignored = [p for p in spec.ignores if getattr(request, p) != PARAMETER_RANGES[p][2]]
+        if request.language and not spec.multilingual and request.language.lower() != "en":
+            raise InvalidRequest(
+                f"{spec.name} speaks English only; use model chatterbox-multilingual for language '{request.language}'.",
+                "language",
+            )
+        return ignored
+
+    def run(self, request: SynthesisRequest, cancelled: Callable[[], bool]) -> Iterator[audio.AudioChunk]:
+        """Audio chunks for `request`, in order; stops early when `cancelled()` turns true."""
+        chunks = text_prep.split(request.text, self.config.chunk_chars)
+        model = self.model_for(request.model)
+        conds = self.conditionals(model, request)
+        t3_cond = model.t3_conditioning(conds, request.exaggeration)
+        seed = request.seed or 0
+        cap = request.max_tokens_per_chunk or self.config.max_chunk_tokens
+        for index, chunk in enumerate(chunks):
+            if cancelled():
+                return
+            torch.manual_seed((seed + index) % (MAX_SEED + 1))
+            sampling = Sampling(request.temperature, request.top_p, request.min_p, request.repetition_penalty,
+                                request.cfg_weight, token_budget(chunk.text, cap))
+            tokens = model.speech_tokens(
+                model.text_tokens(chunk.text, request.language, cfg=request.cfg_weight > 0), t3_cond, sampling
+            )
+            if cancelled():
+                return
+            wav = audio.time_stretch(model.vocode(tokens, conds), model.sample_rate, request.speed)
+            samples = np.concatenate([audio.fade_edges(wav, model.sample_rate),
+                                      audio.silence(chunk.pause_after / request.speed, model.sample_rate)])
+            yield audio.AudioChunk(model.sample_rate, samples, index, len(chunks), chunk.text)
+
+    def conditionals(self, model: LoadedModel, request: SynthesisRequest):
+        """The speaker conditionals for the request's voice, from the cache when seen before."""
+        voice = request.voice
+        if voice.is_builtin:
+            return model.builtin_conditionals
+        clip = voice.clip if voice.clip is not None else self.library.clip(voice.library_id)
+        return self.cache.get_or_make((model.spec.name, clip_key(clip)), lambda: self._derive(model, clip))
+
+    def _derive(self, model: LoadedModel, clip: bytes):
+        wav = audio.decode(clip, model.sample_rate, max_seconds=self.config.max_reference_seconds)
+        check_reference(wav, model.sample_rate, self.minimum_reference_seconds(model))
+        return model.conditionals(wav)
+
+    def minimum_reference_seconds(self, model: LoadedModel) -> float:
+        return 5.0 if model.spec.name == "chatterbox-turbo" else self.config.min_reference_seconds
+
+
+def check_reference(wav: np.ndarray, sample_rate: int, min_seconds: float) -> None:
+    """Refuse a reference clip that is too short or silent."""
+    seconds = len(wav) / sample_rate
+    if seconds < min_seconds:
+        raise InvalidAudio(
+            f"The reference clip is {seconds:.1f} s long; give at least {min_seconds:.0f} s of speech (5 to 10 s is best).",
+            "voice",
+        )
+    if float(np.max(np.abs(wav))) < SILENCE_PEAK:
+        raise InvalidAudio("The reference clip is silent; record or upload someone speaking.", "voice")

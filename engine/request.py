@@ -1,0 +1,108 @@
+"""The values that flow into the engine: a synthesis request and its voice."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import InvalidRequest
+
+MODELS = ("chatterbox", "chatterbox-multilingual", "chatterbox-turbo")
+
+LANGUAGES = {
+    "ar": "Arabic", "da": "Danish", "de": "German", "el": "Greek", "en": "English",
+    "es": "Spanish", "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi",
+    "it": "Italian", "ja": "Japanese", "ko": "Korean", "ms": "Malay", "nl": "Dutch",
+    "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ru": "Russian", "sv": "Swedish",
+    "sw": "Swahili", "tr": "Turkish", "zh": "Chinese",
+}
+
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Who speaks: a reference clip (bytes), a library voice id, or the model's built-in voice."""
+
+    clip: bytes | None = None
+    library_id: str | None = None
+
+    @classmethod
+    def builtin(cls) -> "Voice":
+        return cls()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Voice":
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidRequest(f"Reference clip '{path}' does not exist; give the path of an audio file.", "voice")
+        return cls(clip=path.read_bytes())
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.clip is None and self.library_id is None
+
+    def describe(self) -> str:
+        if self.library_id:
+            return f"library voice '{self.library_id}'"
+        return "reference clip" if self.clip is not None else "built-in voice"
+
+
+# name: (minimum, maximum, default)
+PARAMETER_RANGES: dict[str, tuple[float, float, float]] = {
+    "exaggeration": (0.0, 2.0, 0.5),
+    "cfg_weight": (0.0, 1.0, 0.5),
+    "temperature": (0.05, 5.0, 0.8),
+    "top_p": (0.0, 1.0, 1.0),
+    "min_p": (0.0, 1.0, 0.05),
+    "repetition_penalty": (1.0, 2.0, 1.2),
+    "speed": (0.25, 4.0, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    """One thing to say, in one voice, with the model's sampling parameters."""
+
+    text: str
+    voice: Voice = field(default_factory=Voice.builtin)
+    model: str | None = None
+    language: str | None = None
+    exaggeration: float = PARAMETER_RANGES["exaggeration"][2]
+    cfg_weight: float = PARAMETER_RANGES["cfg_weight"][2]
+    temperature: float = PARAMETER_RANGES["temperature"][2]
+    top_p: float = PARAMETER_RANGES["top_p"][2]
+    min_p: float = PARAMETER_RANGES["min_p"][2]
+    repetition_penalty: float = PARAMETER_RANGES["repetition_penalty"][2]
+    speed: float = PARAMETER_RANGES["speed"][2]
+    seed: int | None = None
+    max_tokens_per_chunk: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.text, str):
+            raise InvalidRequest("Text must be a string.", "text")
+        for name, (low, high, _) in PARAMETER_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InvalidRequest(f"{name} must be a number between {low} and {high}.", name)
+            if not low <= value <= high:
+                raise InvalidRequest(f"{name} is {value}; it must be between {low} and {high}.", name)
+        if self.model is not None and self.model not in MODELS:
+            raise InvalidRequest(f"Unknown model '{self.model}'; choose one of {', '.join(MODELS)}.", "model")
+        if self.language is not None and self.language.lower() not in LANGUAGES:
+            raise InvalidRequest(
+                f"Unsupported language '{self.language}'; use one of {', '.join(sorted(LANGUAGES))}.", "language"
+            )
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or not 0 <= self.seed <= MAX_SEED):
+            raise InvalidRequest(f"seed must be a whole number from 0 to {MAX_SEED}.", "seed")
+        if self.max_tokens_per_chunk is not None and not 1 <= self.max_tokens_per_chunk <= 1000:
+            raise InvalidRequest("max_tokens_per_chunk must be between 1 and 1000.", "max_tokens_per_chunk")
+
+    def with_seed(self, seed: int) -> "SynthesisRequest":
+        return replace(self, seed=seed)
+
+    def parameters(self) -> dict:
+        """The sampling parameters as a plain dict (for history, datasets and logs)."""
+        return {name: getattr(self, name) for name in (*PARAMETER_RANGES, "seed", "language", "model")}

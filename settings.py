@@ -1,0 +1,78 @@
+"""The studio's one settings object, read from command-line flags and CHATTERBOX_* environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from engine import MODELS, EngineConfig
+
+ENV_PREFIX = "CHATTERBOX_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5093
+    share: bool = False
+    no_browser: bool = False
+    device: str = "auto"
+    model: str = "chatterbox"
+    checkpoint_dir: Path | None = None
+    data_dir: Path = Path("data")
+    queue_size: int = 16
+    max_chunk_tokens: int = 1000
+    max_input_chars: int = 4096
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(device=self.device, model=self.model, checkpoint_dir=self.checkpoint_dir,
+                            data_dir=self.data_dir, queue_size=self.queue_size, max_chunk_tokens=self.max_chunk_tokens)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Settings":
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
+
+
+def env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.upper().replace("-", "_")
+
+
+def _env_bool(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def add_global_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags every subcommand takes: where the model runs and where its weights come from."""
+    defaults = Settings()
+    parser.add_argument("--device", default=os.environ.get(env_name("device"), defaults.device),
+                        help="auto (cuda, then mps, then cpu), cuda, cuda:N, mps or cpu [CHATTERBOX_DEVICE]")
+    parser.add_argument("--model", choices=MODELS, default=os.environ.get(env_name("model"), defaults.model),
+                        help="model variant [CHATTERBOX_MODEL]")
+    parser.add_argument("--checkpoint-dir", type=Path, default=os.environ.get(env_name("checkpoint_dir")) or None,
+                        help="load weights from this folder (Chatterbox's file layout) instead of the Hugging Face "
+                             "hub [CHATTERBOX_CHECKPOINT_DIR]")
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get(env_name("data_dir"), defaults.data_dir)),
+                        help="where saved voices and outputs live [CHATTERBOX_DATA_DIR]")
+    parser.add_argument("--max-chunk-tokens", type=int,
+                        default=int(os.environ.get(env_name("max_chunk_tokens"), defaults.max_chunk_tokens)),
+                        help="most speech tokens per text chunk, 25 per second of audio (1 to 1000) "
+                             "[CHATTERBOX_MAX_CHUNK_TOKENS]")
+
+
+def add_server_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    parser.add_argument("--host", default=os.environ.get(env_name("host"), defaults.host),
+                        help="address to listen on [CHATTERBOX_HOST]")
+    parser.add_argument("--port", type=int, default=int(os.environ.get(env_name("port"), defaults.port)),
+                        help="port to listen on [CHATTERBOX_PORT]")
+    parser.add_argument("--share", action="store_true", default=_env_bool(env_name("share")),
+                        help="also serve through a public gradio.live link [CHATTERBOX_SHARE]")
+    parser.add_argument("--no-browser", action="store_true", default=_env_bool(env_name("no_browser")),
+                        help="do not open a browser tab [CHATTERBOX_NO_BROWSER]")
+    parser.add_argument("--queue-size", type=int, default=int(os.environ.get(env_name("queue_size"), defaults.queue_size)),
+                        help="requests that may wait before new ones get a 'busy' answer [CHATTERBOX_QUEUE_SIZE]")
+    parser.add_argument("--max-input-chars", type=int,
+                        default=int(os.environ.get(env_name("max_input_chars"), defaults.max_input_chars)),
+                        help="longest text one request may send [CHATTERBOX_MAX_INPUT_CHARS]")

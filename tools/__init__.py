@@ -1,0 +1,1 @@
+"""Developer tools: random checkpoints for tests and benchmarks."""
