@@ -1,0 +1,91 @@
+"""Fixtures built once per test session: the tiny random checkpoint, an engine on it, a running studio."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+from engine import Engine, EngineConfig  # noqa: E402
+from tools import random_checkpoint  # noqa: E402
+
+# Random weights never sample the stop token, so every chunk runs to its budget: keep budgets small.
+TEST_CHUNK_TOKENS = 30
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint() -> Path:
+    """A 2-layer-T3 checkpoint with full-size S3Gen and voice encoder, in Chatterbox's file layout."""
+    return random_checkpoint.cached("tiny-t3-2layer", t3_layers=2, t3_mlp=1024)
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_checkpoint, tmp_path_factory) -> Engine:
+    config = EngineConfig(device="cpu", checkpoint_dir=tiny_checkpoint, data_dir=tmp_path_factory.mktemp("data"),
+                          max_chunk_tokens=TEST_CHUNK_TOKENS, queue_size=4)
+    engine = Engine(config)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def reference_clip() -> bytes:
+    """Three seconds of a voice-like signal, as an mp3 file's bytes."""
+    from engine import audio
+
+    return audio.encode(random_checkpoint.synthetic_voice(3.0, seed=11), 24000, "mp3")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def studio_env(**extra: str) -> dict:
+    env = {**os.environ, "CHATTERBOX_MAX_CHUNK_TOKENS": str(TEST_CHUNK_TOKENS), "PYTHONUNBUFFERED": "1"}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def studio(tiny_checkpoint, tmp_path_factory) -> str:
+    """The real studio (`python app.py`) on a loopback port with the tiny checkpoint; yields its base URL."""
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("studio-data")
+    log_path = tmp_path_factory.mktemp("studio-log") / "studio.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--no-browser", "--port", str(port), "--device", "cpu",
+             "--checkpoint-dir", str(tiny_checkpoint), "--data-dir", str(data_dir)],
+            cwd=ROOT, env=studio_env(), stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"The studio exited early:\n{log_path.read_text()}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        raise RuntimeError(f"The studio did not come up in 120 s:\n{log_path.read_text()}")
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
