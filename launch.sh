@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Chatterbox Studio launcher: sets up .venv on first run, then starts the studio.
+#   ./launch.sh [app.py flags]   set up if needed, then start the studio (UI and API)
+#   ./launch.sh synth TEXT ...    any app.py subcommand
+#   ./launch.sh setup             only install
+#   ./launch.sh test [pytest args] set up, then run the whole test suite
+#   ./launch.sh bench [args]      set up, then run the benchmark
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=.venv
+PYTHON_BIN=${PYTHON:-python3}
+
+find_python() {
+  for candidate in "$PYTHON_BIN" python3.11 python3.10 python3.12 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "Chatterbox Studio needs Python 3.10, 3.11 or 3.12 (chatterbox-tts pins torch 2.6). Install one and re-run." >&2
+  return 1
+}
+
+# install REQUIREMENT_FILE...: pip-install the files unless this exact set was installed before.
+install() {
+  local stamp="$VENV/.installed-$(cat "$@" | sha256sum | cut -c1-16)"
+  [ -f "$stamp" ] && return 0
+  echo "Installing $* into $VENV (the first time takes a few minutes and about 6 GB)..."
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip
+  local args=()
+  for file in "$@"; do args+=(-r "$file"); done
+  "$VENV/bin/python" -m pip install --disable-pip-version-check "${args[@]}"
+  touch "$stamp"
+}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    local python; python=$(find_python)
+    echo "Creating $VENV with $python..."
+    "$python" -m venv "$VENV"
+  fi
+  install requirements.txt "$@"
+}
+
+case "${1:-}" in
+  setup)
+    setup
+    echo "Ready. Start the studio with ./launch.sh" ;;
+  test)
+    shift
+    setup requirements-test.txt
+    if [ -x tools/install_test_browser.sh ]; then tools/install_test_browser.sh; fi
+    exec "$VENV/bin/python" -m pytest tests "$@" ;;
+  bench)
+    shift
+    setup
+    exec "$VENV/bin/python" -m bench "$@" ;;
+  *)
+    setup
+    exec "$VENV/bin/python" app.py "$@" ;;
+esac
