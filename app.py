@@ -2,6 +2,7 @@
 
     python app.py                 start the studio (UI and API) and open a browser tab
     python app.py synth TEXT      synthesize once from the terminal
+    python app.py dataset ...     speak a phrase list in one voice as a Piper training set
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # upstream prints a bar per model call; the studio shows its own
@@ -17,7 +19,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from settings import Settings, add_global_flags, add_server_flags  # noqa: E402
 
-COMMANDS = ("serve", "synth")
+COMMANDS = ("serve", "synth", "dataset")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,11 +35,30 @@ def build_parser() -> argparse.ArgumentParser:
                        "(wav, mp3, flac, opus, aac, pcm)")
     synth.add_argument("--seed", type=int, help="same seed and inputs give identical audio")
     synth.add_argument("--language", help="language code for chatterbox-multilingual (en, fr, ms, zh, ...)")
-    for name, (low, high, default) in _parameter_ranges().items():
-        synth.add_argument(f"--{name.replace('_', '-')}", type=float, default=default,
-                           help=f"{low} to {high} (default {default})")
+    add_parameter_flags(synth)
     add_global_flags(synth)
+    dataset = commands.add_parser("dataset", help="speak a phrase list in one voice as a Piper training set")
+    dataset.add_argument("--phrases", type=Path, required=True,
+                         help="UTF-8 text, one phrase a line; or a .csv/.tsv with a text column")
+    dataset.add_argument("--column", default="text", help="the text column of a CSV or TSV phrase file")
+    dataset.add_argument("--voice", required=True, help="a reference clip or a library voice id")
+    dataset.add_argument("--out", type=Path, required=True, help="output folder (metadata.csv and wavs/)")
+    dataset.add_argument("--language", help="language code for chatterbox-multilingual")
+    dataset.add_argument("--sample-rate", type=int, default=22050, help="wav sample rate (Piper uses 22050)")
+    dataset.add_argument("--seed", type=int, default=0, help="seed of the first phrase; phrase N uses seed+N")
+    dataset.add_argument("--resume", action="store_true", help="keep what the folder already holds and add the rest")
+    dataset.add_argument("--server", help="drive a running studio at this URL instead of loading the model here")
+    dataset.add_argument("--workers", type=int, default=2, help="concurrent requests with --server")
+    dataset.add_argument("--api-key", help="the studio's API key, with --server")
+    add_parameter_flags(dataset)
+    add_global_flags(dataset)
     return parser
+
+
+def add_parameter_flags(parser: argparse.ArgumentParser) -> None:
+    for name, (low, high, default) in _parameter_ranges().items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=default,
+                            help=f"{low} to {high} (default {default})")
 
 
 def _parameter_ranges():
@@ -72,7 +93,7 @@ def synth(args: argparse.Namespace) -> int:
         voice = Voice.builtin()
         if args.voice:
             voice = Voice.from_file(args.voice) if Path(args.voice).is_file() else Voice(library_id=args.voice)
-        params = {name: getattr(args, name) for name in _parameter_ranges()}
+        params = parameters_from(args)
         request = SynthesisRequest(text, voice=voice, model=args.model, language=args.language, seed=args.seed, **params)
         job = engine.submit(request)
         if job.ignored_parameters:
@@ -91,6 +112,60 @@ def synth(args: argparse.Namespace) -> int:
         return 2
     print(f"Wrote {args.output}: {clip.duration:.2f} s, {len(chunks)} chunk(s), seed {job.seed}")
     return 0
+
+
+def parameters_from(args: argparse.Namespace) -> dict:
+    return {name: getattr(args, name) for name in _parameter_ranges()}
+
+
+def make_dataset(args: argparse.Namespace) -> int:
+    """The `dataset` command: a Piper (LJSpeech-style) folder, resumable, with failures recorded."""
+    from tqdm import tqdm
+
+    from dataset import DatasetRun, EngineSpeaker, HttpSpeaker, read_phrases
+    from engine import EngineError, SynthesisRequest, Voice
+    from engine.voices import sanitize_id
+
+    try:
+        phrase_list = read_phrases(args.phrases, args.column)
+        if args.out.exists() and any(args.out.iterdir()) and not args.resume:
+            print(f"error: {args.out} is not empty; add --resume to continue it, or pick a new --out.", file=sys.stderr)
+            return 2
+        parameters = parameters_from(args)
+        SynthesisRequest("check", model=args.model, language=args.language, **parameters)
+        request_fields = {**parameters, "model": args.model, **({"language": args.language} if args.language else {})}
+        is_clip = Path(args.voice).is_file()
+        voice_name = Path(sanitize_id(Path(args.voice).name)).stem
+        if args.server:
+            if is_clip:
+                print("error: with --server, --voice must be a voice id on that server "
+                      "(create one with POST /api/create_speaker).", file=sys.stderr)
+                return 2
+            speaker = HttpSpeaker(args.server, args.voice, request_fields, args.api_key)
+        else:
+            voice = Voice.from_file(args.voice) if is_clip else Voice(library_id=args.voice)
+            speaker = EngineSpeaker(build_engine(Settings.from_args(args)), voice, request_fields)
+        run = DatasetRun(args.out, voice_name, args.sample_rate, args.seed)
+    except EngineError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    if phrase_list.blank or phrase_list.duplicates:
+        print(f"Skipped {phrase_list.blank} blank line(s) and {len(phrase_list.duplicates)} duplicate(s).",
+              file=sys.stderr)
+    started = time.monotonic()
+    with tqdm(total=len(phrase_list.phrases), initial=len(run.done()), desc="Dataset", unit="phrase",
+              disable=False, file=sys.stderr) as bar:
+        try:
+            summary = run.run(speaker, phrase_list.phrases, args.workers if args.server else 1, bar.update)
+        except KeyboardInterrupt:
+            print("\nStopped. Finished items are kept; continue with --resume.", file=sys.stderr)
+            return 130
+    run.describe(summary, model=args.model, language=args.language, parameters=parameters,
+                 source=args.server or "in-process", phrases=str(args.phrases), voice_source=args.voice,
+                 seconds_taken=round(time.monotonic() - started, 1))
+    print(f"{args.out}: {summary['items']} items, {summary['new_audio_seconds']} s of new audio, "
+          f"{summary['failures']} failure(s)" + (f" (see {args.out / 'failures.csv'})" if summary["failures"] else ""))
+    return 1 if summary["failures"] else 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -124,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("transformers", "diffusers", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     args = parse(sys.argv[1:] if argv is None else argv)
-    return synth(args) if args.command == "synth" else serve(args)
+    commands = {"synth": synth, "dataset": make_dataset}
+    return commands.get(args.command, serve)(args)
 
 
 if __name__ == "__main__":

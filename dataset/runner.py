@@ -1,0 +1,210 @@
+"""Generating a dataset: each phrase spoken, checked, written to disk, then listed in metadata.csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Lock
+from typing import Protocol
+
+import numpy as np
+import soundfile as sf
+
+from engine import Engine, EngineError, SynthesisRequest, Voice, audio
+
+RETRIES = 2
+SILENCE_THRESHOLD = 0.01
+
+
+class Speaker(Protocol):
+    """Something that speaks one phrase with one seed and returns 24 kHz float samples."""
+
+    def speak(self, text: str, seed: int) -> np.ndarray: ...
+
+
+@dataclass
+class EngineSpeaker:
+    """Speaks through the engine in this process: the voice's conditionals are derived once."""
+
+    engine: Engine
+    voice: Voice
+    parameters: dict = field(default_factory=dict)
+
+    def speak(self, text: str, seed: int) -> np.ndarray:
+        return self.engine.synthesize(SynthesisRequest(text, voice=self.voice, seed=seed, **self.parameters)).samples
+
+
+@dataclass
+class HttpSpeaker:
+    """Speaks through a running studio's `/v1/audio/speech`, waiting out 429 and 503 as the server asks."""
+
+    url: str
+    voice: str
+    parameters: dict = field(default_factory=dict)
+    api_key: str | None = None
+    max_waits: int = 20
+
+    def speak(self, text: str, seed: int) -> np.ndarray:
+        import requests
+
+        body = {"model": "chatterbox", "input": text, "voice": self.voice, "response_format": "wav", "seed": seed,
+                **self.parameters}
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        for _ in range(self.max_waits):
+            response = requests.post(f"{self.url.rstrip('/')}/v1/audio/speech", json=body, headers=headers, timeout=600)
+            if response.status_code in (429, 503):
+                time.sleep(float(response.headers.get("Retry-After", 5)))
+                continue
+            if not response.ok:
+                raise RuntimeError(f"HTTP {response.status_code}: {_error_message(response)}")
+            return audio.decode(response.content, audio.MODEL_SAMPLE_RATE)
+        raise RuntimeError("The server stayed busy; try fewer --workers.")
+
+
+def _error_message(response) -> str:
+    try:
+        return response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
+
+
+def trim_silence(samples: np.ndarray, rate: int, threshold: float = SILENCE_THRESHOLD, keep: float = 0.05) -> np.ndarray:
+    """Cut leading and trailing silence, keeping `keep` seconds of margin."""
+    loud = np.flatnonzero(np.abs(samples) > threshold)
+    if loud.size == 0:
+        return samples[:0]
+    margin = int(keep * rate)
+    return samples[max(0, loud[0] - margin): loud[-1] + margin + 1]
+
+
+def check_clip(samples: np.ndarray, rate: int, text: str) -> str | None:
+    """Why a clip is unusable (empty, silent, implausibly long or short for its text), or None."""
+    seconds = len(samples) / rate
+    if seconds == 0:
+        return "empty or silent audio"
+    if seconds < min(0.2, len(text) / 60):
+        return f"{seconds:.2f} s is too short for {len(text)} characters"
+    if seconds > 2 + len(text) / 3:
+        return f"{seconds:.1f} s is too long for {len(text)} characters"
+    return None
+
+
+@dataclass
+class DatasetRun:
+    """One output folder: knows what is done, writes what is new, records what failed."""
+
+    out: Path
+    voice_name: str
+    sample_rate: int = 22050
+    seed: int = 0
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+        (self.out / "wavs").mkdir(parents=True, exist_ok=True)
+        self._lock = Lock()
+
+    @property
+    def metadata(self) -> Path:
+        return self.out / "metadata.csv"
+
+    def name(self, index: int) -> str:
+        return f"{self.voice_name}_{index + 1:05d}"
+
+    def done(self) -> dict[str, str]:
+        """Items already listed in metadata.csv (their wavs exist): name -> text."""
+        if not self.metadata.exists():
+            return {}
+        items = {}
+        for line in self.metadata.read_text(encoding="utf-8").splitlines():
+            name, sep, text = line.partition("|")
+            if sep and (self.out / "wavs" / f"{name}.wav").exists():
+                items[name] = text
+        return items
+
+    def produce(self, speaker: Speaker, index: int, text: str) -> tuple[float, str | None]:
+        """Speak, check and store one phrase, retrying with the next seeds; (seconds, failure reason)."""
+        reason = None
+        for attempt in range(RETRIES + 1):
+            try:
+                samples = speaker.speak(text, self.seed + index + attempt * 100_000)
+            except (EngineError, RuntimeError, OSError) as error:
+                reason = getattr(error, "message", str(error))
+                continue
+            clip = trim_silence(audio.resample(samples, audio.MODEL_SAMPLE_RATE, self.sample_rate), self.sample_rate)
+            reason = check_clip(clip, self.sample_rate, text)
+            if reason is None:
+                self._store(self.name(index), text, clip)
+                return len(clip) / self.sample_rate, None
+        return 0.0, reason
+
+    def _store(self, name: str, text: str, clip: np.ndarray) -> None:
+        wav = self.out / "wavs" / f"{name}.wav"
+        partial = wav.with_suffix(".partial")
+        sf.write(partial, clip, self.sample_rate, subtype="PCM_16", format="WAV")
+        os.replace(partial, wav)
+        with self._lock, open(self.metadata, "a", encoding="utf-8", newline="\n") as handle:
+            handle.write(f"{name}|{text}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def record_failure(self, index: int, text: str, reason: str) -> None:
+        new = not (self.out / "failures.csv").exists()
+        with self._lock, open(self.out / "failures.csv", "a", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["name", "text", "reason"])
+            writer.writerow([self.name(index), text, reason])
+
+    def pending(self, phrases: list[str]) -> list[tuple[int, str]]:
+        """(index, text) of the phrases not yet in the folder; forgets the failures of earlier runs."""
+        done = self.done()
+        (self.out / "failures.csv").unlink(missing_ok=True)
+        return [(i, p) for i, p in enumerate(phrases) if self.name(i) not in done]
+
+    def attempt(self, speaker: Speaker, index: int, text: str) -> float:
+        """Produce one phrase, recording it in failures.csv if it cannot be made; its seconds of audio."""
+        seconds, reason = self.produce(speaker, index, text)
+        if reason:
+            self.record_failure(index, text, reason)
+        return seconds
+
+    def run(self, speaker: Speaker, phrases: list[str], workers: int = 1, progress=None) -> dict:
+        """Produce every phrase not yet done; returns the summary also written to dataset.json."""
+        todo = self.pending(phrases)
+        skipped = len(phrases) - len(todo)
+        seconds = 0.0
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for future in as_completed([pool.submit(self.attempt, speaker, i, p) for i, p in todo]):
+                seconds += future.result()
+                if progress:
+                    progress(1)
+        return self.summary(skipped, seconds)
+
+    def summary(self, skipped_done: int, new_seconds: float) -> dict:
+        failures = self.failures()
+        items = len(self.done())
+        return {"items": items, "new_items": items - skipped_done, "skipped_done": skipped_done,
+                "failures": len(failures), "new_audio_seconds": round(new_seconds, 2)}
+
+    def failures(self) -> list[dict]:
+        path = self.out / "failures.csv"
+        if not path.exists():
+            return []
+        with open(path, encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def describe(self, summary: dict, **details) -> None:
+        info = {"sample_rate": self.sample_rate, "seed": self.seed, "voice": self.voice_name, **details, **summary}
+        (self.out / "dataset.json").write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def wav_info(path: Path) -> tuple[int, int, str]:
+    """(sample rate, channels, subtype) of a wav file."""
+    info = sf.info(io.BytesIO(Path(path).read_bytes()))
+    return info.samplerate, info.channels, info.subtype

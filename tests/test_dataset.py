@@ -1,0 +1,88 @@
+"""Piper training sets: layout, resume, phrase files, checks."""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, studio_env
+from dataset import DatasetRun, EngineSpeaker, read_phrases
+from dataset.runner import check_clip, wav_info
+from engine import InvalidRequest, Voice
+
+PHRASES = ["Hello there.", "Selamat pagi, apa khabar?", "Saya suka the weekend market.", "Short one.", "Last line!"]
+
+
+def test_phrase_file_skips_blanks_and_duplicates_and_keeps_text_exactly(tmp_path):
+    path = tmp_path / "phrases.txt"
+    path.write_text("Hello there.\n\n  \nSelamat pagi, apa khabar?\nHello there.\nCafé — naïve\n", encoding="utf-8")
+    phrases = read_phrases(path)
+    assert phrases.phrases == ["Hello there.", "Selamat pagi, apa khabar?", "Café — naïve"]
+    assert phrases.blank == 2 and phrases.duplicates == ["Hello there."]
+
+
+def test_csv_and_tsv_need_their_text_column(tmp_path):
+    (tmp_path / "p.csv").write_text("id,text\n1,\"One, with comma.\"\n2,Two.\n", encoding="utf-8")
+    (tmp_path / "p.tsv").write_text("sentence\tid\nTab one.\t1\n", encoding="utf-8")
+    assert read_phrases(tmp_path / "p.csv").phrases == ["One, with comma.", "Two."]
+    assert read_phrases(tmp_path / "p.tsv", column="sentence").phrases == ["Tab one."]
+    with pytest.raises(InvalidRequest, match="no 'text' column"):
+        read_phrases(tmp_path / "p.tsv")
+
+
+def test_non_utf8_phrase_file_is_refused(tmp_path):
+    (tmp_path / "p.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(InvalidRequest, match="UTF-8"):
+        read_phrases(tmp_path / "p.txt")
+
+
+def test_clip_checks_refuse_empty_and_implausible_audio():
+    import numpy as np
+
+    assert check_clip(np.zeros(0), 22050, "Hi.") == "empty or silent audio"
+    assert "too long" in check_clip(np.ones(22050 * 60), 22050, "Hi.")
+    assert check_clip(np.ones(22050), 22050, "Hello there.") is None
+
+
+class FlakySpeaker:
+    """Test double: fails the first call for one phrase, then speaks through the real engine."""
+
+    def __init__(self, inner, flaky_text):
+        self.inner, self.flaky_text, self.failed = inner, flaky_text, False
+
+    def speak(self, text, seed):
+        if text == self.flaky_text and not self.failed:
+            self.failed = True
+            raise RuntimeError("simulated outage")
+        return self.inner.speak(text, seed)
+
+
+def test_five_phrases_make_a_piper_folder_and_resume_adds_only_what_is_missing(engine, reference_clip, tmp_path):
+    speaker = FlakySpeaker(EngineSpeaker(engine, Voice(clip=reference_clip)), PHRASES[1])
+    run = DatasetRun(tmp_path / "set", "anwar", 22050, seed=5)
+    summary = run.run(speaker, PHRASES[:3])
+    assert summary["failures"] == 0 and summary["items"] == 3
+
+    resumed = DatasetRun(tmp_path / "set", "anwar", 22050, seed=5)
+    summary = resumed.run(speaker, PHRASES)
+    assert summary == {**summary, "items": 5, "skipped_done": 3, "new_items": 2}
+
+    lines = (tmp_path / "set" / "metadata.csv").read_text(encoding="utf-8").splitlines()
+    assert sorted(lines) == [f"anwar_{i + 1:05d}|{p}" for i, p in enumerate(PHRASES)]
+    for i in range(5):
+        assert wav_info(tmp_path / "set" / "wavs" / f"anwar_{i + 1:05d}.wav") == (22050, 1, "PCM_16")
+
+
+def test_cli_builds_a_dataset_and_refuses_to_overwrite_without_resume(tiny_checkpoint, reference_clip, tmp_path):
+    (tmp_path / "voice.mp3").write_bytes(reference_clip)
+    (tmp_path / "phrases.txt").write_text("One phrase.\n\nTwo phrase.\nOne phrase.\n", encoding="utf-8")
+    command = [sys.executable, str(ROOT / "app.py"), "dataset", "--phrases", "phrases.txt", "--voice", "voice.mp3",
+               "--out", "set", "--checkpoint-dir", str(tiny_checkpoint)]
+    run = subprocess.run(command, cwd=tmp_path, env=studio_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "Skipped 1 blank line(s) and 1 duplicate(s)" in run.stderr
+    assert (tmp_path / "set" / "metadata.csv").read_text().splitlines() == ["voice_00001|One phrase.",
+                                                                         "voice_00002|Two phrase."]
+    assert (tmp_path / "set" / "dataset.json").exists()
+    again = subprocess.run(command, cwd=tmp_path, env=studio_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "--resume" in again.stderr

@@ -1,0 +1,70 @@
+"""The Dataset tab: a phrase file and a voice in, a Piper training set (zip) out."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from dataset import DatasetRun, EngineSpeaker, read_phrases
+from engine import Engine, EngineError, Voice
+
+
+def _folder_name(label: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", label).strip("._") or "dataset"
+
+
+def build_dataset_tab(engine: Engine, datasets_dir: Path, voice_choices) -> None:
+    """Lay out the tab inside the current Blocks context; `voice_choices()` lists library voice ids."""
+    with gr.Tab("Dataset"):
+        gr.Markdown("Speak a list of phrases in one voice and get a Piper training set: `metadata.csv` and `wavs/`.")
+        with gr.Row():
+            phrases = gr.File(label="Phrase file (.txt one per line, or .csv/.tsv with a 'text' column)",
+                              file_types=[".txt", ".csv", ".tsv"], type="filepath")
+            with gr.Column():
+                library_voice = gr.Dropdown(choices=voice_choices(), label="Library voice", allow_custom_value=False)
+                clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="...or a reference clip")
+        with gr.Row():
+            name = gr.Textbox(value="my-voice", label="Dataset name")
+            rate = gr.Dropdown(choices=[16000, 22050, 24000], value=22050, label="Sample rate")
+            resume = gr.Checkbox(value=True, label="Resume what this dataset already holds")
+        with gr.Row():
+            start = gr.Button("Start", variant="primary")
+            stop = gr.Button("Stop", variant="stop")
+        status = gr.Markdown()
+        archive = gr.File(label="Download", interactive=False)
+
+        def generate(phrase_file, voice_id, clip_path, label, sample_rate, keep, progress=gr.Progress()):
+            if not phrase_file:
+                raise gr.Error("Upload a phrase file first.")
+            if not (voice_id or clip_path):
+                raise gr.Error("Pick a library voice or give a reference clip.")
+            try:
+                phrase_list = read_phrases(Path(phrase_file))
+                voice = Voice(library_id=voice_id) if voice_id else Voice.from_file(clip_path)
+            except EngineError as error:
+                raise gr.Error(error.message) from None
+            out = datasets_dir / _folder_name(label)
+            if out.exists() and not keep:
+                shutil.rmtree(out)
+            run = DatasetRun(out, Path(voice_id).stem if voice_id else _folder_name(label), int(sample_rate))
+            todo = run.pending(phrase_list.phrases)
+            skipped = len(phrase_list.phrases) - len(todo)
+            speaker = EngineSpeaker(engine, voice)
+            seconds, started = 0.0, time.monotonic()
+            for done, (index, text) in enumerate(todo, start=1):
+                progress((skipped + done - 1, len(phrase_list.phrases)), desc="Speaking phrases", unit="phrase")
+                seconds += run.attempt(speaker, index, text)
+                yield f"{skipped + done} of {len(phrase_list.phrases)} phrases; {len(run.failures())} failed.", None
+            summary = run.summary(skipped, seconds)
+            run.describe(summary, source="studio", seconds_taken=round(time.monotonic() - started, 1))
+            zipped = shutil.make_archive(str(out), "zip", root_dir=out)
+            yield (f"Done: {summary['items']} items, {summary['new_audio_seconds']} s of new audio, "
+                   f"{summary['failures']} failed."), zipped
+
+        event = start.click(generate, [phrases, library_voice, clip, name, rate, resume], [status, archive],
+                            api_visibility="private")
+        stop.click(None, cancels=[event])
