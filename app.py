@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")  # upstream prints a bar per model call; the studio shows its own
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from settings import Settings, add_global_flags, add_server_flags  # noqa: E402
@@ -99,7 +98,7 @@ def synth(args: argparse.Namespace) -> int:
         if job.ignored_parameters:
             print(f"note: {args.model} ignores {', '.join(job.ignored_parameters)}", file=sys.stderr)
         chunks = []
-        with tqdm(desc="Synthesizing", unit="chunk", disable=False, file=sys.stderr) as bar:
+        with tqdm(desc="Synthesizing", unit="chunk", file=sys.stderr) as bar:
             for chunk in job:
                 bar.total = chunk.total
                 bar.set_postfix_str(f"{sum(c.duration for c in chunks) + chunk.duration:.1f} s of audio")
@@ -154,7 +153,7 @@ def make_dataset(args: argparse.Namespace) -> int:
               file=sys.stderr)
     started = time.monotonic()
     with tqdm(total=len(phrase_list.phrases), initial=len(run.done()), desc="Dataset", unit="phrase",
-              disable=False, file=sys.stderr) as bar:
+              file=sys.stderr) as bar:
         try:
             summary = run.run(speaker, phrase_list.phrases, args.workers if args.server else 1, bar.update)
         except KeyboardInterrupt:

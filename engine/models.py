@@ -280,11 +280,22 @@ def load(spec: VariantSpec, directory: Path, device: str) -> LoadedModel:
     return LoadedModel(spec, upstream, device)
 
 
+def _quiet_sampling_bars() -> None:
+    """Upstream draws a progress bar per T3 call; the studio reports progress per chunk instead."""
+    from functools import partial
+
+    import chatterbox.models.t3.t3 as t3_module
+    from tqdm import tqdm
+
+    t3_module.tqdm = partial(tqdm, disable=True)
+
+
 def _load_upstream(spec: VariantSpec, directory: Path, device: str):
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3.modules.t3_config import T3Config
     from chatterbox.models.voice_encoder import VoiceEncoder
 
+    _quiet_sampling_bars()
     ve = VoiceEncoder()
     ve.load_state_dict(_read_state(directory / ("ve.pt" if spec.multilingual else "ve.safetensors")))
     t3_state = _read_state(directory / spec.t3_file)

@@ -14,7 +14,6 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TQDM_DISABLE", "1")
 
 from engine import Engine, EngineConfig  # noqa: E402
 from tools import random_checkpoint  # noqa: E402
