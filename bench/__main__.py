@@ -1,0 +1,206 @@
+"""Time upstream `ChatterboxTTS.generate` and the studio engine on the same checkpoint, seed and token counts.
+
+    ./launch.sh bench [--quick] [--device cpu|cuda] [--tokens N] [--concurrency N]
+
+The checkpoint has the released architecture at full size with random weights (built and cached on first use),
+so the compute per token is that of the real model. Random weights never stop by themselves, so every run
+generates exactly the asked number of speech tokens. Each side runs in its own process, so peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT = "The quick brown fox jumps over the lazy dog, and then it runs back home again before dark."
+SEED = 42
+TOKENS_PER_SECOND = 25
+
+
+def full_size_checkpoint() -> Path:
+    sys.path.insert(0, str(ROOT))
+    from tools import random_checkpoint
+
+    return random_checkpoint.cached("full-size-random", t3_layers=30, t3_mlp=4096)
+
+
+def peak_memory_mb(device: str) -> float:
+    import resource
+
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed_t3(t3, tokens: int, timings: dict) -> None:
+    """Cap T3 at `tokens` and add the time each call takes to timings['t3']."""
+    original = t3.inference
+
+    def capped(*args, max_new_tokens, **kwargs):
+        started = time.perf_counter()
+        out = original(*args, max_new_tokens=min(max_new_tokens, tokens), **kwargs)
+        timings["t3"] += time.perf_counter() - started
+        return out
+
+    t3.inference = capped
+
+
+def timed_s3gen(s3gen, timings: dict) -> None:
+    original = s3gen.inference
+
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        out = original(*args, **kwargs)
+        timings["s3gen"] += time.perf_counter() - started
+        return out
+
+    s3gen.inference = timed
+
+
+def run_upstream(checkpoint: Path, device: str, tokens: int, runs: int) -> dict:
+    import torch
+    from chatterbox.tts import ChatterboxTTS
+
+    model = ChatterboxTTS.from_local(checkpoint, device)
+    timings = {"t3": 0.0, "s3gen": 0.0}
+    timed_t3(model.t3, tokens, timings)
+    timed_s3gen(model.s3gen, timings)
+    torch.manual_seed(SEED)
+    model.generate(TEXT)  # warm-up
+    timings.update(t3=0.0, s3gen=0.0)
+    started = time.perf_counter()
+    seconds = 0.0
+    for _ in range(runs):
+        torch.manual_seed(SEED)
+        seconds += model.generate(TEXT).shape[-1] / model.sr
+    wall = time.perf_counter() - started
+    return {"wall": wall, "audio": seconds, "t3": timings["t3"], "s3gen": timings["s3gen"], "tokens": tokens * runs,
+            "first_audio": wall / runs, "peak_mb": peak_memory_mb(device)}
+
+
+def run_studio(checkpoint: Path, device: str, tokens: int, runs: int, concurrency: int) -> dict:
+    import threading
+
+    from engine import Engine, EngineConfig, SynthesisRequest
+
+    engine = Engine(EngineConfig(device=device, checkpoint_dir=checkpoint, data_dir=Path("/tmp/bench-data"),
+                                 queue_size=max(16, concurrency)))
+    model = engine.synthesizer.model_for(None)
+    timings = {"t3": 0.0, "s3gen": 0.0}
+    timed_t3(model.upstream.t3, tokens, timings)
+    timed_s3gen(model.upstream.s3gen, timings)
+    request = SynthesisRequest(TEXT, seed=SEED, max_tokens_per_chunk=tokens)
+    engine.synthesize(request)  # warm-up
+    timings.update(t3=0.0, s3gen=0.0)
+    started = time.perf_counter()
+    seconds, first_audio = 0.0, []
+    for _ in range(runs):
+        asked = time.perf_counter()
+        for i, chunk in enumerate(engine.submit(request)):
+            if i == 0:
+                first_audio.append(time.perf_counter() - asked)
+            seconds += chunk.duration
+    wall = time.perf_counter() - started
+    result = {"wall": wall, "audio": seconds, "t3": timings["t3"], "s3gen": timings["s3gen"], "tokens": tokens * runs,
+              "first_audio": sum(first_audio) / runs, "peak_mb": peak_memory_mb(device)}
+    if concurrency > 1:
+        clips = []
+        threads = [threading.Thread(target=lambda: clips.append(engine.synthesize(request))) for _ in range(concurrency)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        result["concurrent_rtf"] = sum(c.duration for c in clips) / (time.perf_counter() - started)
+    engine.close()
+    return result
+
+
+def measure_in_subprocess(side: str, args: argparse.Namespace, checkpoint: Path) -> dict:
+    command = [sys.executable, "-m", "bench", "--side", side, "--checkpoint", str(checkpoint), "--device", args.device,
+               "--tokens", str(args.tokens), "--runs", str(args.runs), "--concurrency", str(args.concurrency)]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{side} run failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(upstream: dict, studio: dict, args: argparse.Namespace) -> str:
+    def rows(result):
+        return {
+            "T3 tokens/s": result["tokens"] / result["t3"],
+            "S3Gen real-time factor (audio s / compute s)": result["audio"] / result["s3gen"],
+            "end-to-end real-time factor": result["audio"] / result["wall"],
+            "time to first audio (s)": result["first_audio"],
+            "peak memory (MB)": result["peak_mb"],
+        }
+
+    ours, theirs = rows(studio), rows(upstream)
+    lines = ["| measure | upstream | studio | studio/upstream |", "|---|---|---|---|"]
+    for name in ours:
+        lower_is_better = name.startswith(("time", "peak"))
+        ratio = theirs[name] / ours[name] if lower_is_better else ours[name] / theirs[name]
+        lines.append(f"| {name} | {theirs[name]:.3f} | {ours[name]:.3f} | {ratio:.2f}x |")
+    if "concurrent_rtf" in studio:
+        lines.append(f"| {args.concurrency} concurrent requests, aggregate real-time factor | "
+                     f"{theirs['end-to-end real-time factor']:.3f} (serial) | {studio['concurrent_rtf']:.3f} | "
+                     f"{studio['concurrent_rtf'] / theirs['end-to-end real-time factor']:.2f}x |")
+    speedup = upstream["wall"] / upstream["audio"] / (studio["wall"] / studio["audio"])
+    lines.append("")
+    lines.append(f"end-to-end speedup vs upstream: {speedup:.2f}x")
+    return "\n".join(lines)
+
+
+def hardware(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few tokens and one run: a few minutes on 2 CPU cores")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tokens", type=int, help="speech tokens per generation (default 50 quick, 250 full)")
+    parser.add_argument("--runs", type=int, help="timed generations per side (default 1 quick, 3 full)")
+    parser.add_argument("--concurrency", type=int, help="concurrent studio requests (default 1 quick, 16 full)")
+    parser.add_argument("--side", choices=["upstream", "studio"], help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
+    args = parser.parse_args()
+    args.tokens = args.tokens or (50 if args.quick else 250)
+    args.runs = args.runs or (1 if args.quick else 3)
+    args.concurrency = args.concurrency or (1 if args.quick else 16)
+    if args.side:
+        sys.path.insert(0, str(ROOT))
+        run = run_upstream if args.side == "upstream" else run_studio
+        extra = () if args.side == "upstream" else (args.concurrency,)
+        print(json.dumps(run(args.checkpoint, args.device, args.tokens, args.runs, *extra)))
+        return
+    checkpoint = full_size_checkpoint()
+    print(f"Checkpoint: {checkpoint} (released architecture, random weights); {args.tokens} tokens x {args.runs} run(s)")
+    upstream = measure_in_subprocess("upstream", args, checkpoint)
+    studio = measure_in_subprocess("studio", args, checkpoint)
+    table = report(upstream, studio, args)
+    print(table)
+    if not args.no_record:
+        command = "./launch.sh bench " + " ".join(sys.argv[1:])
+        stamp = datetime.date.today().isoformat()
+        with open(ROOT / "bench" / "RESULTS.md", "a", encoding="utf-8") as results:
+            results.write(f"\n## {stamp}: {hardware(args.device)}\n\nCommand: `{command}`\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()
