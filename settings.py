@@ -25,6 +25,19 @@ class Settings:
     queue_size: int = 16
     max_chunk_tokens: int = 1000
     max_input_chars: int = 4096
+    api_key: str | None = None
+    speed_as_cfg: bool = False
+    voice_aliases: tuple[tuple[str, str], ...] = ()
+    max_upload_mb: int = 20
+    temporary_voice_seconds: int = 3600
+
+    def __post_init__(self):
+        object.__setattr__(self, "voice_aliases", tuple(tuple(pair) for pair in self.voice_aliases))
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """OpenAI voice names (alloy, nova, ...) the user mapped to library voice ids."""
+        return dict(self.voice_aliases)
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(device=self.device, model=self.model, checkpoint_dir=self.checkpoint_dir,
@@ -41,6 +54,19 @@ def env_name(flag: str) -> str:
 
 def _env_bool(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_alias(text: str) -> tuple[str, str]:
+    """`alloy=anwar.wav` as ('alloy', 'anwar.wav')."""
+    name, sep, voice_id = text.partition("=")
+    if not sep or not name.strip() or not voice_id.strip():
+        raise argparse.ArgumentTypeError(f"'{text}' is not NAME=VOICE_ID (for example alloy=anwar.wav)")
+    return name.strip().lower(), voice_id.strip()
+
+
+def _env_aliases() -> list[tuple[str, str]]:
+    raw = os.environ.get(env_name("voice_aliases"), "")
+    return [parse_alias(item) for item in raw.split(",") if item.strip()]
 
 
 def add_global_flags(parser: argparse.ArgumentParser) -> None:
@@ -76,3 +102,19 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-input-chars", type=int,
                         default=int(os.environ.get(env_name("max_input_chars"), defaults.max_input_chars)),
                         help="longest text one request may send [CHATTERBOX_MAX_INPUT_CHARS]")
+    parser.add_argument("--api-key", default=os.environ.get(env_name("api_key")) or None,
+                        help="require this Bearer token on the HTTP API; off when unset [CHATTERBOX_API_KEY]")
+    parser.add_argument("--speed-as-cfg", action="store_true", default=_env_bool(env_name("speed_as_cfg")),
+                        help="take the OpenAI `speed` field as cfg_weight, as pyVideoTrans sends it "
+                             "[CHATTERBOX_SPEED_AS_CFG]")
+    parser.add_argument("--voice-alias", dest="voice_aliases", action="append", type=parse_alias,
+                        default=_env_aliases(), metavar="NAME=VOICE_ID",
+                        help="let an OpenAI voice name speak with a library voice, e.g. alloy=anwar.wav; repeatable "
+                             "[CHATTERBOX_VOICE_ALIASES, comma-separated]")
+    parser.add_argument("--max-upload-mb", type=int,
+                        default=int(os.environ.get(env_name("max_upload_mb"), defaults.max_upload_mb)),
+                        help="largest voice clip an upload may be [CHATTERBOX_MAX_UPLOAD_MB]")
+    parser.add_argument("--temporary-voice-seconds", type=int,
+                        default=int(os.environ.get(env_name("temporary_voice_seconds"),
+                                                   defaults.temporary_voice_seconds)),
+                        help="how long a temporary library voice lives [CHATTERBOX_TEMPORARY_VOICE_SECONDS]")

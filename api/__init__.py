@@ -1,25 +1,40 @@
-"""HTTP routes over the engine, attached to the FastAPI app that Gradio's launch creates."""
+"""HTTP routes over the engine, attached to the FastAPI app that Gradio's launch creates.
+
+A thin adapter: requests become `SynthesisRequest`s for the engine's one queue; engine errors become
+OpenAI-shaped error answers.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-
 from engine import Engine
 
+from . import catalog, socket, speech, voices
+from .errors import EXCEPTION_HANDLERS
 
-def build_router(engine: Engine, settings) -> APIRouter:
-    router = APIRouter()
+DESCRIPTION = ("OpenAI-compatible text to speech with Chatterbox voice cloning, a voice library and streaming. "
+               "See docs/API.md for examples.")
 
-    @router.get("/health")
-    def health() -> dict:
-        """Whether the studio is up, which model is loaded, on which device, and how deep the queue is."""
-        return {"status": "ok", **engine.status()}
 
-    return router
+def routes(engine: Engine, settings) -> list:
+    """Every API route, in the order they are matched."""
+    return [
+        *catalog.build_health_router(engine).routes,
+        *catalog.build_router(engine, settings).routes,
+        *speech.build_router(engine, settings).routes,
+        *voices.build_router(engine, settings).routes,
+        *socket.build_router(engine, settings).routes,
+    ]
 
 
 def app_kwargs(engine: Engine, settings) -> dict[str, Any]:
     """What `demo.launch(app_kwargs=...)` needs so the one server also serves these routes and /docs."""
-    return {"routes": build_router(engine, settings).routes, "docs_url": "/docs", "openapi_url": "/openapi.json"}
+    return {
+        "routes": routes(engine, settings),
+        "exception_handlers": dict(EXCEPTION_HANDLERS),
+        "docs_url": "/docs",
+        "openapi_url": "/openapi.json",
+        "title": "Chatterbox Studio API",
+        "description": DESCRIPTION,
+    }

@@ -80,6 +80,7 @@ class Engine:
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=config.queue_size)
         self._ids = itertools.count(1)
         self._running: Job | None = None
+        self.cancelled_jobs = 0
         self._worker = threading.Thread(target=self._serve, name="chatterbox-engine", daemon=True)
         self._worker.start()
 
@@ -109,6 +110,7 @@ class Engine:
             "busy": self._running is not None,
             "message": self.status_message,
             "cached_voices": len(self.synthesizer.cache),
+            "cancelled_jobs": self.cancelled_jobs,
         }
 
     def close(self) -> None:
@@ -137,6 +139,7 @@ class Engine:
 
     def _run(self, job: Job) -> None:
         if job.cancelled:
+            self.cancelled_jobs += 1
             job._events.put(Cancelled("The request was cancelled before it started."))
             return
         job.stage = "running"
@@ -144,6 +147,8 @@ class Engine:
         try:
             for chunk in self.synthesizer.run(job.request, lambda: job.cancelled):
                 job._events.put(chunk)
+            if job.cancelled:
+                self.cancelled_jobs += 1
             job._events.put(Cancelled("The request was cancelled.") if job.cancelled else _DONE)
         except EngineError as error:
             job._events.put(error)

@@ -36,8 +36,8 @@ class Synthesizer:
         spec = VARIANTS[name or self.config.model]
         if self.model is not None and self.model.spec == spec:
             return self.model
-        self.unload()
         directory = locate_weights(spec, self.config.checkpoint_dir, self.status)
+        self.unload()
         self.status(f"Loading {spec.name} on {self.device}…")
         self.model = load(spec, directory, self.device)
         self.status(f"{spec.name} ready on {self.device}.")

@@ -1,0 +1,41 @@
+"""Request bodies: OpenAI's speech request plus Chatterbox's own parameters."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+ResponseFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+
+
+class VoiceRef(BaseModel):
+    """OpenAI's object form of a voice: `{"id": "anwar.wav"}`."""
+
+    id: str
+
+
+class SpeechRequest(BaseModel):
+    """`POST /v1/audio/speech`: OpenAI's fields, then Chatterbox extensions. Unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = Field(None, description="chatterbox, chatterbox-multilingual, chatterbox-turbo, or an "
+                                                "OpenAI name (tts-1, tts-1-hd, gpt-4o-mini-tts) for the default")
+    input: str = Field(validation_alias=AliasChoices("input", "text"), description="the text to say")
+    voice: str | VoiceRef = Field("alloy", description="a library voice id, {\"id\": ...}, an OpenAI voice name "
+                                                       "or a language code")
+    response_format: ResponseFormat = "mp3"
+    speed: float | None = Field(None, description="0.25 to 4.0, pitch kept (cfg_weight with --speed-as-cfg)")
+    instructions: str | float | None = Field(None, description="a number is taken as exaggeration")
+    stream_format: Literal["audio", "sse"] | None = Field(
+        None, description="audio: chunked bytes as they are made; sse: speech.audio.delta events; unset: one file")
+    exaggeration: float | None = None
+    cfg_weight: float | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    seed: int | None = None
+    language: str | None = None
+    preset: str | None = Field(None, description="a preset name (neutral, expressive, narration, calm, ...)")

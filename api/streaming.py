@@ -1,0 +1,112 @@
+"""Turning an engine Job into an HTTP answer: one file, chunked audio, or server-sent events.
+
+The job is iterated in worker threads, never on the event loop; when the client goes away the job is cancelled.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import logging
+from typing import AsyncIterator, Iterator, TypeVar
+
+import anyio
+from fastapi.responses import Response, StreamingResponse
+
+from engine import AudioChunk, EngineError, InvalidRequest, Job, SynthesisFailed
+from engine.audio import FORMATS, StreamEncoder, encode, join
+
+from .errors import body, from_engine
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TOKENS_PER_SECOND = 25
+
+
+def respond(job: Job, fmt: str, stream_format: str | None) -> Response:
+    """The answer for `job`: a whole file (no stream_format, or flac), chunked audio, or SSE events."""
+    headers = job_headers(job)
+    if stream_format is None or (stream_format == "audio" and fmt == "flac"):
+        clip = join(list(job))
+        return Response(encode(clip.samples, clip.sample_rate, fmt), media_type=FORMATS[fmt][0], headers=headers)
+    first, rest = _started(job)
+    if stream_format == "sse":
+        return StreamingResponse(relay(job, _sse(first, rest, fmt, job.request.text)), media_type="text/event-stream",
+                                 headers={**headers, "Cache-Control": "no-cache"})
+    return StreamingResponse(relay(job, _encoded(job, first, rest, fmt)), media_type=FORMATS[fmt][0],
+                             headers=headers)
+
+
+def check_streamable(fmt: str) -> None:
+    """flac needs the whole clip before it can be written, so it cannot be sent piece by piece."""
+    if fmt == "flac":
+        raise InvalidRequest("flac cannot be sent piece by piece; ask for mp3, opus, aac, wav or pcm.",
+                             "response_format")
+
+
+def job_headers(job: Job) -> dict[str, str]:
+    """The seed (to reproduce the clip) and any parameters the model ignored."""
+    headers = {"X-Seed": str(job.seed)}
+    if job.ignored_parameters:
+        headers["X-Ignored-Parameters"] = ",".join(job.ignored_parameters)
+    return headers
+
+
+async def relay(job: Job, items: Iterator[T]) -> AsyncIterator[T]:
+    """The items of a blocking iterator, each waited for in a worker thread; leaving early cancels the job."""
+    try:
+        while (item := await anyio.to_thread.run_sync(next, items, None, abandon_on_cancel=True)) is not None:
+            yield item
+    finally:
+        job.cancel()  # a no-op once the job has finished
+
+
+def _started(job: Job) -> tuple[AudioChunk, Iterator[AudioChunk]]:
+    """The first chunk, waited for before answering so early errors keep their status code, and the rest."""
+    chunks = iter(job)
+    first = next(chunks, None)
+    if first is None:
+        raise SynthesisFailed("The request produced no audio.")
+    return first, chunks
+
+
+def _encoded(job: Job, first: AudioChunk, rest: Iterator[AudioChunk], fmt: str) -> Iterator[bytes]:
+    encoder = StreamEncoder(fmt, first.sample_rate)
+    try:
+        for chunk in itertools.chain([first], rest):
+            if data := encoder.encode(chunk.samples):
+                yield data
+    except EngineError as error:
+        log.warning("The audio stream of job %d ended early: %s", job.id, error.message)
+    if tail := encoder.finish():
+        yield tail
+
+
+def _sse(first: AudioChunk, rest: Iterator[AudioChunk], fmt: str, text: str) -> Iterator[str]:
+    """`speech.audio.delta` events with base64 audio, then `speech.audio.done` with usage (or an error event)."""
+    encoder = StreamEncoder(fmt, first.sample_rate)
+    seconds = 0.0
+    try:
+        for chunk in itertools.chain([first], rest):
+            seconds += chunk.duration
+            if data := encoder.encode(chunk.samples):
+                yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()})
+    except EngineError as error:
+        yield _event({"type": "error", **body(error.message, from_engine(error).type, error.param, error.code)})
+        return
+    if data := encoder.finish():
+        yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()})
+    yield _event({"type": "speech.audio.done", "usage": usage(text, seconds)})
+
+
+def usage(text: str, seconds: float) -> dict[str, int]:
+    """Input counted in characters, output in speech tokens (25 per second of audio)."""
+    output = round(seconds * TOKENS_PER_SECOND)
+    return {"input_tokens": len(text), "output_tokens": output, "total_tokens": len(text) + output}
+
+
+def _event(data: dict) -> str:
+    return f"data: {json.dumps(data)}\n\n"
