@@ -63,13 +63,16 @@ def add_global_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
     defaults = Settings()
+    if os.environ.get("SPACE_ID"):  # a Hugging Face Space serves the app on 0.0.0.0:7860
+        defaults = Settings(host="0.0.0.0", port=7860, no_browser=True)
     parser.add_argument("--host", default=os.environ.get(env_name("host"), defaults.host),
                         help="address to listen on [CHATTERBOX_HOST]")
     parser.add_argument("--port", type=int, default=int(os.environ.get(env_name("port"), defaults.port)),
                         help="port to listen on [CHATTERBOX_PORT]")
     parser.add_argument("--share", action="store_true", default=_env_bool(env_name("share")),
                         help="also serve through a public gradio.live link [CHATTERBOX_SHARE]")
-    parser.add_argument("--no-browser", action="store_true", default=_env_bool(env_name("no_browser")),
+    parser.add_argument("--no-browser", action="store_true",
+                        default=_env_bool(env_name("no_browser")) or defaults.no_browser,
                         help="do not open a browser tab [CHATTERBOX_NO_BROWSER]")
     parser.add_argument("--queue-size", type=int, default=int(os.environ.get(env_name("queue_size"), defaults.queue_size)),
                         help="requests that may wait before new ones get a 'busy' answer [CHATTERBOX_QUEUE_SIZE]")
