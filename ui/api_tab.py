@@ -19,14 +19,14 @@ def base_url(request: gr.Request | None, fallback: str) -> str:
 
 def examples(base: str, model: str, voice_id: str | None) -> str:
     """Markdown with the three examples filled in for `base`."""
-    voice = voice_id or "default"
+    voice = voice_id or "alloy"  # OpenAI voice names pick the model's built-in voice
     return f"""Address in use: **{base}** · interactive HTTP API docs at [{base}/docs]({base}/docs)
 
 #### OpenAI Python SDK (the HTTP API's OpenAI-compatible speech route)
 ```python
 from openai import OpenAI
 
-client = OpenAI(base_url="{base}/v1", api_key="not-needed-locally")
+client = OpenAI(base_url="{base}/v1", api_key="local")  # or the key the studio was started with (--api-key)
 with client.audio.speech.with_streaming_response.create(
     model="{model}", voice="{voice}", input="Hello from Chatterbox Studio.", response_format="mp3",
 ) as response:
@@ -36,6 +36,7 @@ with client.audio.speech.with_streaming_response.create(
 #### curl
 ```bash
 curl -s {base}/v1/audio/speech -H "Content-Type: application/json" \\
+  -H "Authorization: Bearer ${{CHATTERBOX_API_KEY:-local}}" \\
   -d '{{"model": "{model}", "voice": "{voice}", "input": "Hello from Chatterbox Studio.", "response_format": "mp3"}}' \\
   -o hello.mp3
 ```

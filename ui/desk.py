@@ -128,7 +128,8 @@ def build_desk(engine: Engine, settings, presets_dir: Path = PRESETS_DIR) -> gr.
                         **PRIVATE)
 
         desk.load(None, js=CTRL_ENTER_JS, **PRIVATE)
-        desk.load(h.api_examples, None, api_examples, **PRIVATE)
+        desk.load(h.api_examples, voice, api_examples, **PRIVATE)
+        voice.change(h.api_examples, voice, api_examples, show_progress="hidden", **PRIVATE)
         desk.load(h.refresh_voices, None, voice, **PRIVATE)
         desk.load(h.variant_controls, model, [*params, language, variant_note], **PRIVATE)
         _api_endpoints(h)

@@ -196,8 +196,9 @@ class Handlers:
         chunks: list[audio.AudioChunk] = []
         with readable_errors():
             synthesis = self.request(text, clip, voice_id, self._values(params, seed, language, model))
-            progress(0, desc="Waiting for the model…")
+            total = len(split(synthesis.text, self.engine.config.chunk_chars))
             job = self.engine.submit(synthesis)
+            progress((0, total), desc="Synthesizing", unit="chunk")
             self._jobs[session] = job
             try:
                 for chunk in job:
@@ -247,9 +248,10 @@ class Handlers:
 
     # API
 
-    def api_examples(self, request: gr.Request) -> str:
+    def api_examples(self, voice_id: str | None, request: gr.Request) -> str:
+        """The API tab's examples at the address this browser uses, with the chosen library voice."""
         local = f"http://{self.settings.host}:{self.settings.port}"
-        return api_tab.examples(api_tab.base_url(request, local), self.engine.config.model, None)
+        return api_tab.examples(api_tab.base_url(request, local), self.engine.config.model, voice_id or None)
 
     @gpu
     def api_synthesize(self, text: str, reference: str | None, voice_id: str | None, exaggeration: float,

@@ -25,8 +25,12 @@ class Take:
         return f"**Take #{self.number}** — {self.voice}\n\n> {self.text}\n\n{settings}"
 
 
+MAX_TAKES = 50
+
+
 def add(history: list[Take], take: Take) -> list[Take]:
-    return [*history, take]
+    """The history with `take` appended, keeping the newest MAX_TAKES."""
+    return [*history, take][-MAX_TAKES:]
 
 
 def choices(history: list[Take]) -> list[tuple[str, int]]:
