@@ -105,7 +105,7 @@ def build_desk(engine: Engine, settings, presets_dir: Path = PRESETS_DIR) -> gr.
 
         params = [sliders[name] for name in PARAMS]
         text.change(h.text_info, text, [text_count, chunk_preview], show_progress="hidden",
-                    trigger_mode="always_last", **PRIVATE)
+                    trigger_mode="always_last", queue=False, **PRIVATE)
         reference.change(h.clip_report, reference, clip_note, show_progress="hidden", **PRIVATE)
         for event in (reference.upload, reference.stop_recording):
             event(lambda: "", None, voice, **PRIVATE)
