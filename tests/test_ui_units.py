@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 import app
-from engine import EngineConfig, InvalidRequest, NotFound, presets
+from engine import PARAMETER_RANGES, EngineConfig, InvalidRequest, NotFound, VoiceLibrary, presets
 from settings import Settings
 from tools import random_checkpoint
 from ui import handlers, history, reference
@@ -100,3 +100,31 @@ def test_a_space_binds_all_interfaces_on_7860(monkeypatch):
     monkeypatch.setenv("SPACE_ID", "someone/chatterbox-studio")
     settings = Settings.from_args(app.parse([]))
     assert (settings.host, settings.port, settings.no_browser) == ("0.0.0.0", 7860, True)
+
+
+def test_library_voice_save_rename_delete(tmp_path, reference_clip):
+    h = _handlers(tmp_path)
+    h.engine.library = VoiceLibrary(tmp_path / "voices")
+    clip = tmp_path / "ana.mp3"
+    clip.write_bytes(reference_clip)
+    values = [0.7, 0.3, 0.8, 1.0, 0.05, 1.2, 1.0]
+    dropdown, note = h.save_voice(str(clip), "Ana", "", *values)
+    assert dropdown["value"] == "ana.mp3" and ("Ana (ana.mp3)", "ana.mp3") in dropdown["choices"]
+    assert h.voice_settings("ana.mp3")[:2] == [0.7, 0.3]
+    assert h.rename_voice("ana.mp3", "Ana, warm")[0]["choices"][-1] == ("Ana, warm (ana.mp3)", "ana.mp3")
+    assert h.delete_voice("ana.mp3")[0]["value"] == "" and h.engine.library.list() == []
+    with pytest.raises(gr.Error, match="no library voice"):
+        h.delete_voice("ana.mp3")
+
+
+def test_generate_streams_chunks_then_finishes_the_take(engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(handlers, "STREAMING", True)
+    h = handlers.Handlers(engine, Settings(), tmp_path)
+    defaults = [PARAMETER_RANGES[p][2] for p in handlers.PARAMS]
+    steps = list(h.generate("One. Two.", None, "", "flac", *defaults, 5, "", "", [], None))
+    streamed, final = steps[:-1], steps[-1]
+    assert len(streamed) == 2 and all(isinstance(s[0], tuple) and s[0][0] == 24000 for s in streamed)
+    player, download, note, takes, pick = final
+    assert download.endswith(".flac") and "Seed used: **5**" in note and "built-in voice" in note
+    assert takes[0].values["seed"] == 5 and pick["value"] == takes[0].number
+    assert h.load_take(takes, takes[0].number)[0] == "One. Two."
