@@ -15,7 +15,7 @@ PRIVATE = {"api_visibility": "private"}
 
 LABELS = {
     "exaggeration": ("Exaggeration", "Emotion and intensity: 0.5 is neutral, higher is more dramatic.", 0.05),
-    "cfg_weight": ("CFG weight / pace", "How closely it follows the reference; lower is slower, more deliberate.", 0.05),
+    "cfg_weight": ("CFG weight / pace", "Closeness to the reference; lower is slower, more deliberate.", 0.05),
     "temperature": ("Temperature", "Randomness of the delivery.", 0.05),
     "top_p": ("Top p", "Nucleus sampling; 1.0 turns it off.", 0.01),
     "min_p": ("Min p", "Drops unlikely tokens; 0 turns it off.", 0.01),

@@ -19,9 +19,9 @@ from engine.request import MAX_SEED
 from engine.text import split
 
 from . import api_tab, history
-from .reference import inspect_clip, trim_clip
 from .gpu import gpu
 from .history import Take
+from .reference import inspect_clip, trim_clip
 
 PARAMS = tuple(PARAMETER_RANGES)
 DOWNLOAD_FORMATS = ("mp3", "wav", "flac", "opus", "aac")
