@@ -49,6 +49,7 @@ def test_a_person_clones_a_voice_saves_it_and_uses_it(studio, reference_clip, tm
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1250})
             page.goto(studio)
+            expect(page.locator("#engine-status")).to_contain_text("on cpu", timeout=30_000)
             page.fill("#studio-text textarea", "Hello there.")
             expect(page.locator("#text-count")).to_contain_text("12 / 4096 characters · 1 chunk", timeout=30_000)
             page.set_input_files("#reference input[type=file]", str(clip))

@@ -48,6 +48,7 @@ def build_desk(engine: Engine, settings, presets_dir: Path = PRESETS_DIR) -> gr.
         takes = gr.State([])
         gr.Markdown("# Chatterbox Studio\nType, give a voice (record or upload 5–10 s of speech), "
                     "move the sliders, listen.")
+        engine_status = gr.Markdown(elem_id="engine-status")
         with gr.Tab("Studio"):
             with gr.Row():
                 with gr.Column(scale=3):
@@ -128,6 +129,7 @@ def build_desk(engine: Engine, settings, presets_dir: Path = PRESETS_DIR) -> gr.
                         **PRIVATE)
 
         desk.load(None, js=CTRL_ENTER_JS, **PRIVATE)
+        desk.load(h.engine_status, None, engine_status, **PRIVATE)
         desk.load(h.api_examples, voice, api_examples, **PRIVATE)
         voice.change(h.api_examples, voice, api_examples, show_progress="hidden", **PRIVATE)
         desk.load(h.refresh_voices, None, voice, **PRIVATE)

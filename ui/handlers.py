@@ -57,6 +57,10 @@ class Handlers:
         self._jobs: dict[str, Job] = {}
         self._numbers = itertools.count(1)
 
+    def engine_status(self) -> str:
+        status = self.engine.status()
+        return f"Model **{status['model'] or self.engine.config.model}** on **{status['device']}** · {status['message']}"
+
     # Text
 
     def text_info(self, text: str) -> tuple[str, str]:
