@@ -123,6 +123,7 @@ def build_desk(engine: Engine, settings, presets_dir: Path = PRESETS_DIR) -> gr.
         synthesis = gr.on([generate.click], h.generate,
                           [text, reference, voice, fmt, *params, seed, language, model, takes],
                           [output, download, seed_note, takes, pick], concurrency_id="synthesis", **PRIVATE)
+        synthesis.then(h.engine_status, None, engine_status, show_progress="hidden", **PRIVATE)
         stop.click(h.stop, None, seed_note, cancels=[synthesis], queue=False, **PRIVATE)
         pick.change(h.show_take, [takes, pick], [take_audio, take_file, take_details], **PRIVATE)
         load_take.click(h.load_take, [takes, pick], [text, reference, voice, *params, seed, language, model],
