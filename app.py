@@ -167,6 +167,21 @@ def make_dataset(args: argparse.Namespace) -> int:
     return 1 if summary["failures"] else 0
 
 
+def exposure_warning(settings: Settings) -> str | None:
+    """A loud notice when the studio is reachable beyond this computer, or None when it is not."""
+    reasons = []
+    if settings.share:
+        reasons.append("--share publishes it on a public gradio.live link")
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        reasons.append(f"it listens on {settings.host}, so other machines on the network can reach it")
+    if not reasons:
+        return None
+    bar = "!" * 78
+    return (f"{bar}\nWARNING: the studio is exposed: {'; '.join(reasons)}.\n"
+            "Anyone with the address can synthesize speech in any voice, and upload, use or delete saved voices.\n"
+            f"Share the address only with people you trust; stop the studio when you are done.\n{bar}")
+
+
 def serve(args: argparse.Namespace) -> int:
     """The studio: one server for the browser UI, Gradio's API and the HTTP API."""
     import api
@@ -182,6 +197,8 @@ def serve(args: argparse.Namespace) -> int:
     demo = ui.build_desk(engine, settings)
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)
     print(f"Chatterbox Studio on http://{settings.host}:{settings.port}  (API docs at /docs)", flush=True)
+    if warning := exposure_warning(settings):
+        print(warning, file=sys.stderr, flush=True)
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,

@@ -30,6 +30,7 @@ class Settings:
     voice_aliases: tuple[tuple[str, str], ...] = ()
     max_upload_mb: int = 20
     temporary_voice_seconds: int = 3600
+    presets_dir: Path = Path(__file__).resolve().parent / "presets"
 
     def __post_init__(self):
         object.__setattr__(self, "voice_aliases", tuple(tuple(pair) for pair in self.voice_aliases))
@@ -89,19 +90,25 @@ def add_global_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
     defaults = Settings()
+    if os.environ.get("SPACE_ID"):  # a Hugging Face Space serves the app on 0.0.0.0:7860
+        defaults = Settings(host="0.0.0.0", port=7860, no_browser=True)
     parser.add_argument("--host", default=os.environ.get(env_name("host"), defaults.host),
                         help="address to listen on [CHATTERBOX_HOST]")
     parser.add_argument("--port", type=int, default=int(os.environ.get(env_name("port"), defaults.port)),
                         help="port to listen on [CHATTERBOX_PORT]")
     parser.add_argument("--share", action="store_true", default=_env_bool(env_name("share")),
                         help="also serve through a public gradio.live link [CHATTERBOX_SHARE]")
-    parser.add_argument("--no-browser", action="store_true", default=_env_bool(env_name("no_browser")),
+    parser.add_argument("--no-browser", action="store_true",
+                        default=_env_bool(env_name("no_browser")) or defaults.no_browser,
                         help="do not open a browser tab [CHATTERBOX_NO_BROWSER]")
     parser.add_argument("--queue-size", type=int, default=int(os.environ.get(env_name("queue_size"), defaults.queue_size)),
                         help="requests that may wait before new ones get a 'busy' answer [CHATTERBOX_QUEUE_SIZE]")
     parser.add_argument("--max-input-chars", type=int,
                         default=int(os.environ.get(env_name("max_input_chars"), defaults.max_input_chars)),
                         help="longest text one request may send [CHATTERBOX_MAX_INPUT_CHARS]")
+    parser.add_argument("--presets-dir", type=Path,
+                        default=Path(os.environ.get(env_name("presets_dir"), defaults.presets_dir)),
+                        help="folder of preset JSON files [CHATTERBOX_PRESETS_DIR]")
     parser.add_argument("--api-key", default=os.environ.get(env_name("api_key")) or None,
                         help="require this Bearer token on the HTTP API; off when unset [CHATTERBOX_API_KEY]")
     parser.add_argument("--speed-as-cfg", action="store_true", default=_env_bool(env_name("speed_as_cfg")),

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 
-import presets
 from engine import LANGUAGES, MODELS, Engine, NotFound, SynthesisRequest, Voice, VoiceLibrary
+
+from engine.presets import load_preset
 
 from . import streaming
 from .auth import key_dependencies
@@ -81,7 +82,7 @@ def synthesis_request(body: SpeechRequest, settings, library: VoiceLibrary, voic
     defaults, voice_language = {}, None
     if voice is None:
         voice, defaults, voice_language = resolve_voice(body.voice, settings, library)
-    preset = presets.load(body.preset) if body.preset else {}
+    preset = load_preset(settings.presets_dir, body.preset) if body.preset else {}
     values = {k: v for k, v in {**defaults, **preset}.items() if k in PARAMETERS} | _explicit(body, settings)
     language = body.language or voice_language
     if language and language.lower() != "en" and model is None:

@@ -18,14 +18,18 @@ def _folder_name(label: str) -> str:
 
 
 def build_dataset_tab(engine: Engine, datasets_dir: Path, voice_choices) -> None:
-    """Lay out the tab inside the current Blocks context; `voice_choices()` lists library voice ids."""
-    with gr.Tab("Dataset"):
+    """Lay out the tab inside the current Blocks context; `voice_choices()` gives (label, id) pairs."""
+
+    def library_only():
+        return gr.update(choices=[(label, vid) for label, vid in voice_choices() if vid], value=None)
+
+    with gr.Tab("Dataset") as tab:
         gr.Markdown("Speak a list of phrases in one voice and get a Piper training set: `metadata.csv` and `wavs/`.")
         with gr.Row():
             phrases = gr.File(label="Phrase file (.txt one per line, or .csv/.tsv with a 'text' column)",
                               file_types=[".txt", ".csv", ".tsv"], type="filepath")
             with gr.Column():
-                library_voice = gr.Dropdown(choices=voice_choices(), label="Library voice", allow_custom_value=False)
+                library_voice = gr.Dropdown(choices=[], value=None, label="Library voice")
                 clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="...or a reference clip")
         with gr.Row():
             name = gr.Textbox(value="my-voice", label="Dataset name")
@@ -67,4 +71,5 @@ def build_dataset_tab(engine: Engine, datasets_dir: Path, voice_choices) -> None
 
         event = start.click(generate, [phrases, library_voice, clip, name, rate, resume], [status, archive],
                             api_visibility="private")
-        stop.click(None, cancels=[event])
+        stop.click(None, cancels=[event], api_visibility="private")
+        tab.select(library_only, None, library_voice, api_visibility="private")

@@ -1,52 +1,159 @@
-"""The voice-cloning desk: text, a voice by microphone or upload, two sliders, listen, download."""
+"""The voice-cloning desk's layout and wiring; the callbacks live in ui/handlers.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
-from engine import PARAMETER_RANGES, Engine, EngineError, SynthesisRequest, Voice
+from engine import MODELS, PARAMETER_RANGES, Engine, audio
+
+from .dataset_tab import build_dataset_tab
+from .handlers import DOWNLOAD_FORMATS, LANGUAGE_CHOICES, PARAMS, STREAMING, Handlers, random_seed
+
+PRIVATE = {"api_visibility": "private"}
+
+LABELS = {
+    "exaggeration": ("Exaggeration", "Emotion and intensity: 0.5 is neutral, higher is more dramatic.", 0.05),
+    "cfg_weight": ("CFG weight / pace", "Closeness to the reference; lower is slower, more deliberate.", 0.05),
+    "temperature": ("Temperature", "Randomness of the delivery.", 0.05),
+    "top_p": ("Top p", "Nucleus sampling; 1.0 turns it off.", 0.01),
+    "min_p": ("Min p", "Drops unlikely tokens; 0 turns it off.", 0.01),
+    "repetition_penalty": ("Repetition penalty", "Discourages stuck, repeated sounds.", 0.05),
+    "speed": ("Speed", "Playback speed after synthesis (pitch kept).", 0.05),
+}
+
+CTRL_ENTER_JS = """() => {
+  if (window.__studioKeys) return;
+  window.__studioKeys = true;
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && event.target.closest("#studio-text")) {
+      event.preventDefault();
+      document.querySelector("#generate-button")?.click();
+    }
+  });
+}"""
 
 
-def _slider(name: str, label: str, step: float = 0.05) -> gr.Slider:
+def _slider(name: str, **kwargs) -> gr.Slider:
     low, high, default = PARAMETER_RANGES[name]
-    return gr.Slider(low, high, value=default, step=step, label=label)
+    label, info, step = LABELS[name]
+    return gr.Slider(low, high, value=default, step=step, label=label, info=info, elem_id=f"slider-{name}", **kwargs)
 
 
 def build_desk(engine: Engine, settings) -> gr.Blocks:
-    """The Blocks app; its `synthesize` event is Gradio's named API endpoint `/synthesize`."""
-
-    def synthesize(text: str, reference: str | None, exaggeration: float, cfg_weight: float,
-                   seed: float | None, progress=gr.Progress()):
-        voice = Voice.from_file(reference) if reference else Voice.builtin()
-        try:
-            request = SynthesisRequest(text or "", voice=voice, exaggeration=exaggeration, cfg_weight=cfg_weight,
-                                       seed=None if seed in (None, "", -1) else int(seed))
-            job = engine.submit(request)
-            chunks = []
-            for chunk in job:
-                chunks.append(chunk)
-                progress((chunk.index + 1, chunk.total), desc="Synthesizing", unit="chunk")
-        except EngineError as error:
-            raise gr.Error(error.message) from None
-        samples = np.concatenate([c.samples for c in chunks])
-        return (chunks[0].sample_rate, samples), job.seed
-
+    """The Blocks app: the desk, the API tab, and Gradio API endpoints /synthesize, /voices and /presets."""
+    h = Handlers(engine, settings, settings.presets_dir)
     with gr.Blocks(title="Chatterbox Studio") as desk:
-        gr.Markdown("# Chatterbox Studio\nType text, give a voice (record or upload a few seconds), listen, download.")
-        with gr.Row():
-            with gr.Column():
-                text = gr.Textbox(label="Text", lines=6, placeholder="What should the voice say?")
-                reference = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Reference voice")
-                exaggeration = _slider("exaggeration", "Exaggeration")
-                cfg_weight = _slider("cfg_weight", "CFG / pace")
-                seed = gr.Number(value=-1, precision=0, label="Seed (-1 picks one)")
-                generate = gr.Button("Generate", variant="primary")
-            with gr.Column():
-                output = gr.Audio(label="Output", type="numpy", interactive=False)
-                seed_used = gr.Number(label="Seed used", interactive=False)
-        generate.click(synthesize, [text, reference, exaggeration, cfg_weight, seed], [output, seed_used],
-                       api_name="synthesize")
+        takes = gr.State([])
+        gr.Markdown("# Chatterbox Studio\nType, give a voice (record or upload 5–10 s of speech), "
+                    "move the sliders, listen.")
+        engine_status = gr.Markdown(elem_id="engine-status")
+        with gr.Tab("Studio"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    text = gr.Textbox(label="Text", lines=8, max_lines=30, elem_id="studio-text",
+                                      placeholder="What should the voice say? Long texts are fine. "
+                                                  "Ctrl/Cmd+Enter generates.")
+                    text_count = gr.Markdown(elem_id="text-count")
+                    with gr.Accordion("How the text will be chunked", open=False):
+                        chunk_preview = gr.Markdown()
+                    reference = gr.Audio(sources=["upload", "microphone"], type="filepath", elem_id="reference",
+                                         label="Reference voice: record or upload")
+                    with gr.Row():
+                        trim = gr.Button("✂ Trim silence, keep 10 s", size="sm")
+                    clip_note = gr.Markdown(h.clip_report(None))
+                    with gr.Accordion("Voice library", open=True):
+                        voice = gr.Dropdown(h.voice_choices(), value="", label="Saved voice", elem_id="voice-select",
+                                            info="A saved voice is used instead of the clip above.")
+                        voice_name = gr.Textbox(label="Name", placeholder="e.g. Ana, warm", elem_id="voice-name")
+                        with gr.Row():
+                            save_voice = gr.Button("Save this voice", elem_id="save-voice")
+                            rename_voice = gr.Button("Rename")
+                            delete_voice = gr.Button("Delete", variant="stop")
+                        library_note = gr.Markdown(elem_id="library-note")
+                with gr.Column(scale=2):
+                    preset = gr.Dropdown(h.preset_choices(), value=None, label="Preset", elem_id="preset")
+                    sliders = {name: _slider(name) for name in PARAMS[:2]}
+                    with gr.Accordion("Advanced", open=False):
+                        sliders.update({name: _slider(name) for name in PARAMS[2:]})
+                        with gr.Row():
+                            seed = gr.Number(-1, precision=0, label="Seed (-1: a new one each run)", minimum=-1)
+                            dice = gr.Button("Randomize", size="sm")
+                        language = gr.Dropdown(LANGUAGE_CHOICES, value="", label="Language (multilingual model)")
+                        model = gr.Dropdown(list(MODELS), value=engine.config.model, label="Model variant")
+                        variant_note = gr.Markdown()
+                        with gr.Row():
+                            preset_name = gr.Textbox(label="Preset name", placeholder="e.g. my-audiobook")
+                            save_preset = gr.Button("Save current settings as preset", size="sm")
+                        preset_note = gr.Markdown()
+                    fmt = gr.Radio(list(DOWNLOAD_FORMATS), value="mp3", label="Download format")
+                    with gr.Row():
+                        generate = gr.Button("▶ Generate", variant="primary", elem_id="generate-button")
+                        stop = gr.Button("■ Stop", variant="stop", elem_id="stop-button")
+                    output = gr.Audio(label="Output", type="filepath", interactive=False, streaming=STREAMING,
+                                      autoplay=STREAMING, elem_id="output-audio")
+                    download = gr.File(label="Download", elem_id="download")
+                    seed_note = gr.Markdown(elem_id="seed-note")
+                    with gr.Accordion("History of this session", open=False):
+                        pick = gr.Dropdown([], value=None, label="Take", elem_id="history-pick")
+                        take_audio = gr.Audio(type="filepath", interactive=False, label="Replay")
+                        take_file = gr.File(label="Download this take")
+                        take_details = gr.Markdown()
+                        load_take = gr.Button("↩ Load into the controls")
+        build_dataset_tab(engine, settings.data_dir / "datasets", h.voice_choices)
+        with gr.Tab("API"):
+            api_examples = gr.Markdown(elem_id="api-examples")
+
+        params = [sliders[name] for name in PARAMS]
+        text.change(h.text_info, text, [text_count, chunk_preview], show_progress="hidden",
+                    trigger_mode="always_last", queue=False, **PRIVATE)
+        reference.change(h.clip_report, reference, clip_note, show_progress="hidden", **PRIVATE)
+        for event in (reference.upload, reference.stop_recording):
+            event(lambda: "", None, voice, **PRIVATE)
+        trim.click(h.trim, reference, reference, **PRIVATE)
+        save_voice.click(h.save_voice, [reference, voice_name, language, *params], [voice, library_note], **PRIVATE)
+        rename_voice.click(h.rename_voice, [voice, voice_name], [voice, library_note], **PRIVATE)
+        delete_voice.click(h.delete_voice, voice, [voice, library_note], **PRIVATE)
+        voice.input(h.voice_settings, voice, params, **PRIVATE)
+        preset.input(h.apply_preset, preset, [*params, seed], **PRIVATE)
+        save_preset.click(h.save_preset, [preset_name, *params], [preset, preset_note], **PRIVATE)
+        dice.click(random_seed, None, seed, **PRIVATE)
+        model.change(h.variant_controls, model, [*params, language, variant_note], **PRIVATE)
+
+        synthesis = gr.on([generate.click], h.generate,
+                          [text, reference, voice, fmt, *params, seed, language, model, takes],
+                          [output, download, seed_note, takes, pick], concurrency_id="synthesis", **PRIVATE)
+        synthesis.then(h.engine_status, None, engine_status, show_progress="hidden", **PRIVATE)
+        stop.click(h.stop, None, seed_note, cancels=[synthesis], queue=False, **PRIVATE)
+        pick.change(h.show_take, [takes, pick], [take_audio, take_file, take_details], **PRIVATE)
+        load_take.click(h.load_take, [takes, pick], [text, reference, voice, *params, seed, language, model],
+                        **PRIVATE)
+
+        desk.load(None, js=CTRL_ENTER_JS, **PRIVATE)
+        desk.load(h.engine_status, None, engine_status, **PRIVATE)
+        desk.load(h.api_examples, voice, api_examples, **PRIVATE)
+        voice.change(h.api_examples, voice, api_examples, show_progress="hidden", **PRIVATE)
+        desk.load(h.refresh_voices, None, voice, **PRIVATE)
+        desk.load(h.variant_controls, model, [*params, language, variant_note], **PRIVATE)
+        _api_endpoints(h)
     return desk
+
+
+def _api_endpoints(h: Handlers) -> None:
+    """Gradio's public API: /synthesize (hidden components of its own), /voices and /presets."""
+    with gr.Column(visible=False):
+        inputs = [
+            gr.Textbox(label="text"),
+            gr.Audio(type="filepath", label="reference"),
+            gr.Textbox("", label="voice_id"),
+            *(gr.Number(PARAMETER_RANGES[name][2], label=name) for name in PARAMS),
+            gr.Number(-1, precision=0, label="seed"),
+            gr.Textbox("", label="language"),
+            gr.Textbox("", label="model"),
+            gr.Dropdown(list(audio.FORMATS), value="wav", label="output_format"),
+        ]
+        result = gr.File(label="audio")
+        trigger = gr.Button(visible=False)
+    trigger.click(h.api_synthesize, inputs, result, api_name="synthesize", concurrency_id="synthesis")
+    gr.api(h.api_voices, api_name="voices")
+    gr.api(h.api_presets, api_name="presets")

@@ -1,0 +1,75 @@
+"""The running studio as its users meet it: a browser on the desk, gradio_client on /synthesize, one server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from engine import audio
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+SYNTHESIS_TIMEOUT_MS = 240_000
+
+
+def test_http_api_routes_are_on_the_app_launch_serves(studio):
+    assert requests.get(f"{studio}/health", timeout=10).json()["status"] == "ok"
+    assert requests.get(f"{studio}/docs", timeout=10).ok
+    assert "/health" in requests.get(f"{studio}/openapi.json", timeout=10).json()["paths"]
+    assert requests.get(f"{studio}/config", timeout=10).json()["title"] == "Chatterbox Studio"
+
+
+def test_gradio_client_synthesizes_with_a_reference_clip(studio, reference_clip, tmp_path):
+    from gradio_client import Client, handle_file
+
+    clip = tmp_path / "me.mp3"
+    clip.write_bytes(reference_clip)
+    client = Client(studio, verbose=False)
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
+        "/synthesize", "/voices", "/presets"}
+    path = client.predict(text="Hi.", reference=handle_file(str(clip)), exaggeration=0.6, seed=7,
+                          output_format="flac", api_name="/synthesize")
+    assert path.endswith(".flac") and "seed7" in path
+    assert len(audio.decode(Path(path).read_bytes())) > 0
+    assert client.predict(api_name="/voices") == []
+    assert client.predict(api_name="/presets")["neutral"]["exaggeration"] == 0.5
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
+def test_a_person_clones_a_voice_saves_it_and_uses_it(studio, reference_clip, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    clip = tmp_path / "my-voice.mp3"
+    clip.write_bytes(reference_clip)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1250})
+            page.goto(studio)
+            expect(page.locator("#engine-status")).to_contain_text("on cpu", timeout=30_000)
+            page.fill("#studio-text textarea", "Hello there.")
+            expect(page.locator("#text-count")).to_contain_text("12 / 4096 characters · 1 chunk", timeout=30_000)
+            page.set_input_files("#reference input[type=file]", str(clip))
+            expect(page.get_by_text("Reference: 3.0 s")).to_be_visible(timeout=30_000)
+            page.click("#generate-button")
+            expect(page.locator("#output-audio audio[src]")).to_have_count(1, timeout=SYNTHESIS_TIMEOUT_MS)
+            expect(page.locator("#seed-note p")).to_contain_text("reference clip")
+            expect(page.locator("#download")).to_contain_text(".mp3")
+            page.screenshot(path=str(ROOT / "docs" / "desk.png"), full_page=True)
+
+            page.fill("#voice-name textarea", "Test Voice")
+            page.click("#save-voice")
+            expect(page.locator("#library-note")).to_contain_text("Saved voice Test Voice", timeout=30_000)
+            expect(page.locator("#voice-select input")).to_have_value("Test Voice (my-voice.mp3)")
+            page.focus("#studio-text textarea")
+            page.keyboard.press("Control+Enter")
+            expect(page.locator("#seed-note p")).to_contain_text("library voice 'my-voice.mp3'",
+                                                                 timeout=SYNTHESIS_TIMEOUT_MS)
+
+            page.get_by_role("tab", name="API").click()
+            expect(page.locator("#api-examples")).to_contain_text(f'Client("{studio}")')
+        finally:
+            browser.close()

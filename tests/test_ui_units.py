@@ -1,0 +1,130 @@
+"""The desk's pieces without a browser: presets, reference checks, text preview, variants, launch options."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+import soundfile as sf
+
+import app
+from engine import PARAMETER_RANGES, EngineConfig, InvalidRequest, NotFound, VoiceLibrary, presets
+from settings import Settings
+from tools import random_checkpoint
+from ui import handlers, history, reference
+
+RATE = 24000
+
+
+def test_presets_round_trip_and_refuse_unknown_names(tmp_path):
+    assert presets.list_presets(app.Path(__file__).parent.parent / "presets")[:2] == ["calm", "dramatic"]
+    saved = presets.save_preset(tmp_path, "My Audiobook!", {"exaggeration": 0.4, "speed": 0.9})
+    assert saved == "my-audiobook"
+    assert presets.list_presets(tmp_path) == ["my-audiobook"]
+    assert presets.load_preset(tmp_path, "my-audiobook") == {"exaggeration": 0.4, "speed": 0.9}
+    with pytest.raises(NotFound):
+        presets.load_preset(tmp_path, "../etc/passwd")
+    with pytest.raises(InvalidRequest):
+        presets.save_preset(tmp_path, "x", {"volume": 11})
+
+
+def _wav(tmp_path, samples: np.ndarray, name: str) -> str:
+    path = tmp_path / name
+    sf.write(path, samples, RATE)
+    return str(path)
+
+
+def test_reference_checks_warn_and_trim(tmp_path):
+    voice = random_checkpoint.synthetic_voice(3.0, seed=1)
+    quiet = np.zeros(RATE * 4, np.float32)
+    padded = _wav(tmp_path, np.concatenate([quiet, voice, quiet]), "padded.wav")
+    report = reference.inspect_clip(padded, min_seconds=1.0)
+    assert report.usable and any("Trim" in h for h in report.hints)
+    trimmed = reference.trim_clip(padded)
+    assert 2.9 < sf.info(trimmed).duration < 3.5
+    assert not reference.inspect_clip(_wav(tmp_path, quiet, "silent.wav"), 1.0).usable
+    short = reference.inspect_clip(_wav(tmp_path, voice[: RATE // 2], "short.wav"), 1.0)
+    assert "too short" in short.message()
+    clipped = reference.inspect_clip(_wav(tmp_path, np.clip(voice * 20, -1, 1), "loud.wav"), 1.0)
+    assert any("clipped" in h for h in clipped.hints)
+
+
+def _handlers(tmp_path) -> handlers.Handlers:
+    engine = SimpleNamespace(config=EngineConfig(model="chatterbox"), library=None)
+    return handlers.Handlers(engine, Settings(max_input_chars=100), tmp_path)
+
+
+def test_text_count_chunk_preview_and_limit(tmp_path):
+    h = _handlers(tmp_path)
+    count, preview = h.text_info("First sentence. Second one here.")
+    assert count.startswith("32 / 100 characters") and "2 chunks" in count
+    assert preview.splitlines() == ["1. First sentence.", "2. Second one here."]
+    assert "over the limit" in h.text_info("x" * 101)[0]
+    assert h.text_info("")[1] == "Nothing to say yet."
+    with pytest.raises(gr.Error, match="limit is 100"), handlers.readable_errors():
+        h.request("x" * 101, None, None, {})
+
+
+def test_variant_controls_disable_what_the_variant_ignores(tmp_path):
+    h = _handlers(tmp_path)
+    *sliders, language, note = h.variant_controls("chatterbox-turbo")
+    interactive = {p: u["interactive"] for p, u in zip(handlers.PARAMS, sliders)}
+    assert interactive == {"exaggeration": False, "cfg_weight": False, "temperature": True, "top_p": True,
+                           "min_p": False, "repetition_penalty": True, "speed": True}
+    assert language["interactive"] is False and "ignores cfg_weight" in note
+    assert h.variant_controls("chatterbox-multilingual")[-2]["interactive"] is True
+
+
+def test_history_lists_newest_first():
+    takes = history.add(history.add([], history.Take(1, "one", "v", None, None, {"seed": 5})),
+                        history.Take(2, "two", "v", None, None, {"seed": 6}))
+    assert [n for _, n in history.choices(takes)] == [2, 1]
+    assert history.find(takes, 1).label() == "#1 · seed 5 · one"
+
+
+def test_share_launches_with_share_true_and_warns(monkeypatch, capsys, tiny_checkpoint, tmp_path):
+    launched = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
+    code = app.main(["--share", "--no-browser", "--device", "cpu", "--checkpoint-dir", str(tiny_checkpoint),
+                     "--data-dir", str(tmp_path)])
+    assert code == 0 and launched["share"] is True and launched["server_name"] == "127.0.0.1"
+    assert "/health" in {route.path for route in launched["app_kwargs"]["routes"]}
+    assert "WARNING: the studio is exposed" in capsys.readouterr().err
+    assert app.exposure_warning(Settings()) is None
+    assert "0.0.0.0" in app.exposure_warning(Settings(host="0.0.0.0"))
+
+
+def test_a_space_binds_all_interfaces_on_7860(monkeypatch):
+    monkeypatch.setenv("SPACE_ID", "someone/chatterbox-studio")
+    settings = Settings.from_args(app.parse([]))
+    assert (settings.host, settings.port, settings.no_browser) == ("0.0.0.0", 7860, True)
+
+
+def test_library_voice_save_rename_delete(tmp_path, reference_clip):
+    h = _handlers(tmp_path)
+    h.engine.library = VoiceLibrary(tmp_path / "voices")
+    clip = tmp_path / "ana.mp3"
+    clip.write_bytes(reference_clip)
+    values = [0.7, 0.3, 0.8, 1.0, 0.05, 1.2, 1.0]
+    dropdown, note = h.save_voice(str(clip), "Ana", "", *values)
+    assert dropdown["value"] == "ana.mp3" and ("Ana (ana.mp3)", "ana.mp3") in dropdown["choices"]
+    assert h.voice_settings("ana.mp3")[:2] == [0.7, 0.3]
+    assert h.rename_voice("ana.mp3", "Ana, warm")[0]["choices"][-1] == ("Ana, warm (ana.mp3)", "ana.mp3")
+    assert h.delete_voice("ana.mp3")[0]["value"] == "" and h.engine.library.list() == []
+    with pytest.raises(gr.Error, match="no library voice"):
+        h.delete_voice("ana.mp3")
+
+
+def test_generate_streams_chunks_then_finishes_the_take(engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(handlers, "STREAMING", True)
+    h = handlers.Handlers(engine, Settings(), tmp_path)
+    defaults = [PARAMETER_RANGES[p][2] for p in handlers.PARAMS]
+    steps = list(h.generate("One. Two.", None, "", "flac", *defaults, 5, "", "", [], None))
+    streamed, final = steps[:-1], steps[-1]
+    assert len(streamed) == 2 and all(isinstance(s[0], tuple) and s[0][0] == 24000 for s in streamed)
+    player, download, note, takes, pick = final
+    assert download.endswith(".flac") and "Seed used: **5**" in note and "built-in voice" in note
+    assert takes[0].values["seed"] == 5 and pick["value"] == takes[0].number
+    assert h.load_take(takes, takes[0].number)[0] == "One. Two."

@@ -1,0 +1,287 @@
+"""The desk's callbacks: each turns widget values into engine calls and engine answers into widget updates."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import gradio as gr
+
+from engine import (LANGUAGES, PARAMETER_RANGES, Engine, EngineError, InvalidRequest, Job, SynthesisRequest, Voice,
+                    audio, presets)
+from engine.models import VARIANTS
+from engine.request import MAX_SEED
+from engine.text import split
+
+from . import api_tab, history
+from .gpu import gpu
+from .history import Take
+from .reference import inspect_clip, trim_clip
+
+PARAMS = tuple(PARAMETER_RANGES)
+DOWNLOAD_FORMATS = ("mp3", "wav", "flac", "opus", "aac")
+STREAMING = bool(shutil.which("ffmpeg") and shutil.which("ffprobe"))
+
+
+@contextmanager
+def readable_errors() -> Iterator[None]:
+    """Engine errors become gr.Error with the engine's message: a readable notice, never a stack trace."""
+    try:
+        yield
+    except EngineError as error:
+        raise gr.Error(error.message) from None
+
+
+def seed_value(seed: float | None) -> int | None:
+    """The seed box's value as a request seed: empty or negative means a new random seed."""
+    return None if seed is None or seed == "" or seed < 0 else int(seed)
+
+
+def random_seed() -> int:
+    return random.randint(0, MAX_SEED)
+
+
+class Handlers:
+    """Callbacks bound to one engine, its settings and the presets folder."""
+
+    def __init__(self, engine: Engine, settings, presets_dir: Path):
+        self.engine = engine
+        self.settings = settings
+        self.presets_dir = presets_dir
+        self.takes_dir = Path(tempfile.mkdtemp(prefix="chatterbox-takes-"))
+        self._jobs: dict[str, Job] = {}
+        self._numbers = itertools.count(1)
+
+    def engine_status(self) -> str:
+        status = self.engine.status()
+        return f"Model **{status['model'] or self.engine.config.model}** on **{status['device']}** · {status['message']}"
+
+    # Text
+
+    def text_info(self, text: str) -> tuple[str, str]:
+        """The live character count and how the text will be chunked."""
+        text = text or ""
+        limit = self.settings.max_input_chars
+        count = f"{len(text)} / {limit} characters"
+        if len(text) > limit:
+            count += f" — ⚠ over the limit by {len(text) - limit}; shorten the text"
+        try:
+            chunks = split(text, self.engine.config.chunk_chars)
+        except EngineError:
+            return count, "Nothing to say yet."
+        count += f" · {len(chunks)} chunk{'s' if len(chunks) != 1 else ''}"
+        preview = "\n".join(f"{i}. {c.text}" for i, c in enumerate(chunks, 1))
+        return count, preview
+
+    # Reference clip
+
+    def clip_report(self, clip: str | None) -> str:
+        if not clip:
+            return "No reference clip: the selected library voice, or the model's built-in voice, speaks."
+        return inspect_clip(clip, self.engine.config.min_reference_seconds).message()
+
+    def trim(self, clip: str | None) -> str:
+        if not clip:
+            raise gr.Error("Record or upload a reference clip first.")
+        with readable_errors():
+            return str(trim_clip(clip))
+
+    # Voice library
+
+    def voice_choices(self) -> list[tuple[str, str]]:
+        return [("— the reference clip above (or the built-in voice) —", "")] + [
+            (f"{v.name} ({v.id})", v.id) for v in self.engine.library.list()
+        ]
+
+    def refresh_voices(self, selected: str | None = "") -> dict:
+        return gr.update(choices=self.voice_choices(), value=selected or "")
+
+    def save_voice(self, clip: str | None, name: str, language: str, *values: float) -> tuple[dict, str]:
+        """Save the reference clip to the library under `name`, with the current slider settings."""
+        if not clip:
+            raise gr.Error("Record or upload a reference clip to save as a voice.")
+        report = inspect_clip(clip, self.engine.config.min_reference_seconds)
+        if not report.usable:
+            raise gr.Error(" ".join(report.problems))
+        name = (name or "").strip() or Path(clip).stem
+        with readable_errors():
+            voice = self.engine.library.add(Path(clip).name, Path(clip).read_bytes(), name=name,
+                                            language=language or None, settings=dict(zip(PARAMS, values)))
+        return self.refresh_voices(voice.id), f"Saved voice **{voice.name}** (id `{voice.id}`)."
+
+    def rename_voice(self, voice_id: str, name: str) -> tuple[dict, str]:
+        if not voice_id:
+            raise gr.Error("Choose a saved voice to rename.")
+        if not (name or "").strip():
+            raise gr.Error("Type the new name first.")
+        with readable_errors():
+            voice = self.engine.library.update(voice_id, name=name)
+        return self.refresh_voices(voice.id), f"Renamed to **{voice.name}**."
+
+    def delete_voice(self, voice_id: str) -> tuple[dict, str]:
+        if not voice_id:
+            raise gr.Error("Choose a saved voice to delete.")
+        with readable_errors():
+            self.engine.library.delete(voice_id)
+        return self.refresh_voices(""), f"Deleted `{voice_id}`."
+
+    def voice_settings(self, voice_id: str) -> list:
+        """A chosen library voice's saved settings, applied to the sliders (unchanged where it has none)."""
+        if not voice_id:
+            return [gr.skip()] * len(PARAMS)
+        with readable_errors():
+            saved = self.engine.library.get(voice_id).settings
+        return [saved.get(p, gr.skip()) for p in PARAMS]
+
+    # Presets
+
+    def preset_choices(self) -> list[str]:
+        return presets.list_presets(self.presets_dir)
+
+    def apply_preset(self, name: str | None) -> list:
+        if not name:
+            return [gr.skip()] * (len(PARAMS) + 1)
+        with readable_errors():
+            values = presets.load_preset(self.presets_dir, name)
+        return [values.get(p, PARAMETER_RANGES[p][2]) for p in PARAMS] + [values.get("seed", gr.skip())]
+
+    def save_preset(self, name: str, *values: float) -> tuple[dict, str]:
+        with readable_errors():
+            saved = presets.save_preset(self.presets_dir, name, dict(zip(PARAMS, values)))
+        return gr.update(choices=self.preset_choices(), value=saved), f"Saved preset **{saved}**."
+
+    # Model variant
+
+    def variant_controls(self, model: str) -> list:
+        """Sliders the variant ignores are disabled; language is enabled only where the variant speaks it."""
+        spec = VARIANTS[model]
+        updates = [gr.update(interactive=p not in spec.ignores) for p in PARAMS]
+        note = f"{model} ignores {', '.join(spec.ignores)}." if spec.ignores else ""
+        if not spec.multilingual:
+            note = (note + " Language: English only (choose chatterbox-multilingual for others).").strip()
+        return [*updates, gr.update(interactive=spec.multilingual), note]
+
+    # Synthesis
+
+    def request(self, text: str, clip: str | None, voice_id: str | None, values: dict) -> SynthesisRequest:
+        """A SynthesisRequest from the desk's values; raises the engine's InvalidRequest when something is off."""
+        text = text or ""
+        if len(text) > self.settings.max_input_chars:
+            raise InvalidRequest(f"The text is {len(text)} characters; the limit is {self.settings.max_input_chars}.")
+        voice = Voice(library_id=voice_id) if voice_id else Voice.from_file(clip) if clip else Voice.builtin()
+        return SynthesisRequest(text, voice=voice, **values)
+
+    def _values(self, params: tuple, seed: float | None, language: str | None, model: str | None) -> dict:
+        return {**dict(zip(PARAMS, params)), "seed": seed_value(seed), "language": language or None,
+                "model": model or None}
+
+    def _write(self, clip: audio.AudioChunk, number: int, fmt: str) -> tuple[Path, Path]:
+        """The take as a wav for the player and a file in the chosen format for download."""
+        player = self.takes_dir / f"take-{number}.wav"
+        player.write_bytes(audio.encode(clip.samples, clip.sample_rate, "wav"))
+        download = self.takes_dir / f"take-{number}.{audio.FORMATS[fmt][1]}"
+        if fmt != "wav":
+            download.write_bytes(audio.encode(clip.samples, clip.sample_rate, fmt))
+        return player, download
+
+    @gpu
+    def generate(self, text: str, clip: str | None, voice_id: str | None, fmt: str,
+                 exaggeration: float, cfg_weight: float, temperature: float, top_p: float, min_p: float,
+                 repetition_penalty: float, speed: float, seed: float | None, language: str | None, model: str | None,
+                 takes: list[Take], request: gr.Request, progress=gr.Progress()):
+        """Synthesize chunk by chunk with a progress bar; streams to the player where ffmpeg allows."""
+        params = (exaggeration, cfg_weight, temperature, top_p, min_p, repetition_penalty, speed)
+        session = request.session_hash if request else ""
+        chunks: list[audio.AudioChunk] = []
+        with readable_errors():
+            synthesis = self.request(text, clip, voice_id, self._values(params, seed, language, model))
+            total = len(split(synthesis.text, self.engine.config.chunk_chars))
+            job = self.engine.submit(synthesis)
+            progress((0, total), desc="Synthesizing", unit="chunk")
+            self._jobs[session] = job
+            try:
+                for chunk in job:
+                    chunks.append(chunk)
+                    progress((chunk.index + 1, chunk.total), desc="Synthesizing", unit="chunk")
+                    if STREAMING:
+                        yield (chunk.sample_rate, chunk.samples), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            finally:
+                self._jobs.pop(session, None)
+            whole = audio.join(chunks)
+        number = next(self._numbers)
+        player, download = self._write(whole, number, fmt)
+        voice_label = f"library voice '{voice_id}'" if voice_id else synthesis.voice.describe()
+        note = (f"Seed used: **{job.seed}** · {voice_label} · {whole.duration:.1f} s of audio "
+                f"in {len(chunks)} chunk(s)")
+        if job.ignored_parameters:
+            note += f" · the model ignored {', '.join(job.ignored_parameters)}"
+        take = Take(number, synthesis.text, voice_label,
+                    voice_id or None, None if voice_id else clip, {**synthesis.parameters(), "seed": job.seed},
+                    str(player), str(download))
+        takes = history.add(takes, take)
+        yield (gr.skip() if STREAMING else str(player), str(download), note, takes,
+               gr.update(choices=history.choices(takes), value=number))
+
+    def stop(self, request: gr.Request) -> str:
+        job = self._jobs.get(request.session_hash if request else "")
+        if job is not None:
+            job.cancel()
+        return "Stopped."
+
+    # History
+
+    def show_take(self, takes: list[Take], number: int | None) -> tuple:
+        take = history.find(takes, number)
+        if take is None:
+            return None, None, ""
+        return take.player_path, take.download_path, take.details()
+
+    def load_take(self, takes: list[Take], number: int | None) -> list:
+        """Put a take's text, voice and settings back into the controls."""
+        take = history.find(takes, number)
+        if take is None:
+            raise gr.Error("Choose a take from the history first.")
+        v = take.values
+        return [take.text, take.reference, take.voice_id or "", *(v[p] for p in PARAMS), v["seed"],
+                v.get("language") or "", v.get("model") or self.engine.config.model]
+
+    # API
+
+    def api_examples(self, voice_id: str | None, request: gr.Request) -> str:
+        """The API tab's examples at the address this browser uses, with the chosen library voice."""
+        local = f"http://{self.settings.host}:{self.settings.port}"
+        return api_tab.examples(api_tab.base_url(request, local), self.engine.config.model, voice_id or None)
+
+    @gpu
+    def api_synthesize(self, text: str, reference: str | None, voice_id: str | None, exaggeration: float,
+                       cfg_weight: float, temperature: float, top_p: float, min_p: float, repetition_penalty: float,
+                       speed: float, seed: float | None, language: str | None, model: str | None,
+                       output_format: str) -> str:
+        """Synthesize `text` in a voice (a reference clip, or a library voice id, or the built-in one) to a file."""
+        params = (exaggeration, cfg_weight, temperature, top_p, min_p, repetition_penalty, speed)
+        fmt = output_format or "wav"
+        with readable_errors():
+            if fmt not in audio.FORMATS:
+                raise InvalidRequest(f"Unknown output_format '{fmt}'; use one of {', '.join(audio.FORMATS)}.")
+            synthesis = self.request(text, reference, voice_id, self._values(params, seed, language, model))
+            job = self.engine.submit(synthesis)
+            whole = job.result()
+        path = self.takes_dir / f"api-{next(self._numbers)}-seed{job.seed}.{audio.FORMATS[fmt][1]}"
+        path.write_bytes(audio.encode(whole.samples, whole.sample_rate, fmt))
+        return str(path)
+
+    def api_voices(self) -> list[dict]:
+        """The saved voices of the library (the same library the HTTP API lists)."""
+        return [v.to_dict() for v in self.engine.library.list()]
+
+    def api_presets(self) -> dict[str, dict]:
+        """Every preset and its parameter values."""
+        return {name: presets.load_preset(self.presets_dir, name) for name in self.preset_choices()}
+
+
+LANGUAGE_CHOICES = [("Default (English)", "")] + [(f"{name} ({code})", code) for code, name in LANGUAGES.items()]
