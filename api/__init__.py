@@ -14,7 +14,7 @@ from . import catalog, socket, speech, voices
 from .errors import EXCEPTION_HANDLERS
 
 DESCRIPTION = ("OpenAI-compatible text to speech with Chatterbox voice cloning, a voice library and streaming. "
-               "See docs/API.md for examples.")
+               "See the README for examples.")
 
 
 def routes(engine: Engine, settings) -> list:

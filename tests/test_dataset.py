@@ -1,12 +1,17 @@
 """Piper training sets: layout, resume, phrase files, checks."""
 
+import json
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+import requests
 
 from conftest import ROOT, studio_env
-from dataset import DatasetRun, EngineSpeaker, read_phrases
+from dataset import DatasetRun, EngineSpeaker, HttpSpeaker, read_phrases
 from dataset.runner import check_clip, wav_info
 from engine import InvalidRequest, Voice
 
@@ -73,16 +78,49 @@ def test_five_phrases_make_a_piper_folder_and_resume_adds_only_what_is_missing(e
         assert wav_info(tmp_path / "set" / "wavs" / f"anwar_{i + 1:05d}.wav") == (22050, 1, "PCM_16")
 
 
-def test_cli_builds_a_dataset_and_refuses_to_overwrite_without_resume(tiny_checkpoint, reference_clip, tmp_path):
+def dataset_command(tiny_checkpoint, *extra):
+    return [sys.executable, str(ROOT / "app.py"), "dataset", "--phrases", "phrases.txt", "--voice", "voice.mp3",
+            "--out", "set", "--checkpoint-dir", str(tiny_checkpoint), *extra]
+
+
+def test_cli_run_killed_midway_resumes_with_every_phrase_exactly_once(tiny_checkpoint, reference_clip, tmp_path):
     (tmp_path / "voice.mp3").write_bytes(reference_clip)
-    (tmp_path / "phrases.txt").write_text("One phrase.\n\nTwo phrase.\nOne phrase.\n", encoding="utf-8")
-    command = [sys.executable, str(ROOT / "app.py"), "dataset", "--phrases", "phrases.txt", "--voice", "voice.mp3",
-               "--out", "set", "--checkpoint-dir", str(tiny_checkpoint)]
-    run = subprocess.run(command, cwd=tmp_path, env=studio_env(), capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
-    assert "Skipped 1 blank line(s) and 1 duplicate(s)" in run.stderr
-    assert (tmp_path / "set" / "metadata.csv").read_text().splitlines() == ["voice_00001|One phrase.",
-                                                                         "voice_00002|Two phrase."]
-    assert (tmp_path / "set" / "dataset.json").exists()
-    again = subprocess.run(command, cwd=tmp_path, env=studio_env(), capture_output=True, text=True, timeout=600)
-    assert again.returncode == 2 and "--resume" in again.stderr
+    (tmp_path / "phrases.txt").write_text("One phrase.\n\nTwo phrase.\nOne phrase.\nThree phrase.\n", encoding="utf-8")
+    metadata = tmp_path / "set" / "metadata.csv"
+    first = subprocess.Popen(dataset_command(tiny_checkpoint), cwd=tmp_path, env=studio_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not (metadata.exists() and metadata.read_text()) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert 1 <= len(metadata.read_text().splitlines()) < 3
+
+    refused = subprocess.run(dataset_command(tiny_checkpoint), cwd=tmp_path, env=studio_env(), capture_output=True,
+                             text=True, timeout=600)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+
+    resumed = subprocess.run(dataset_command(tiny_checkpoint, "--resume"), cwd=tmp_path, env=studio_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Skipped 1 blank line(s) and 1 duplicate(s)" in resumed.stderr
+    assert sorted(metadata.read_text(encoding="utf-8").splitlines()) == [
+        "voice_00001|One phrase.", "voice_00002|Two phrase.", "voice_00003|Three phrase."]
+    assert sorted(p.name for p in (tmp_path / "set" / "wavs").iterdir()) == [
+        "voice_00001.wav", "voice_00002.wav", "voice_00003.wav"]
+    assert json.loads((tmp_path / "set" / "dataset.json").read_text())["items"] == 3
+
+
+def test_server_mode_drives_the_running_studio_into_the_same_layout(studio, reference_clip, tmp_path):
+    created = requests.post(f"{studio}/api/create_speaker", files={"file": ("Dataset Voice.mp3", reference_clip)},
+                            data={"name": "Dataset Voice"}, timeout=60)
+    assert created.ok, created.text
+    voice_id = created.json()["id"]
+    speaker = HttpSpeaker(studio, voice_id)
+    run = DatasetRun(tmp_path / "remote", Path(voice_id).stem, 22050, seed=3)
+    summary = run.run(speaker, PHRASES[:2], workers=2)
+    assert summary["items"] == 2 and summary["failures"] == 0
+    lines = sorted((tmp_path / "remote" / "metadata.csv").read_text(encoding="utf-8").splitlines())
+    assert lines == [f"Dataset_Voice_{i + 1:05d}|{p}" for i, p in enumerate(PHRASES[:2])]
+    for i in range(2):
+        assert wav_info(tmp_path / "remote" / "wavs" / f"Dataset_Voice_{i + 1:05d}.wav") == (22050, 1, "PCM_16")
