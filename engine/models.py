@@ -272,7 +272,7 @@ def load(spec: VariantSpec, directory: Path, device: str) -> LoadedModel:
         upstream = _load_upstream(spec, directory, device)
     except ModelUnavailable:
         raise
-    except (OSError, RuntimeError, KeyError, ValueError, AssertionError) as error:
+    except Exception as error:  # any failure to build the model from these files means the checkpoint is unusable
         raise ModelUnavailable(
             f"Could not load {spec.name} from {directory}: {error.__class__.__name__}: {str(error)[:300]}. "
             f"Check that the folder holds an intact Chatterbox checkpoint."
