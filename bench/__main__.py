@@ -2,7 +2,8 @@
 
     ./launch.sh bench [--quick] [--device cpu|cuda] [--tokens N] [--concurrency N]
 
-The checkpoint has the released architecture at full size with random weights (built and cached on first use),
+The checkpoint has the released architecture at full size with random weights and a 10 s built-in voice (built and
+cached on first use),
 so the compute per token is that of the real model. Random weights never stop by themselves, so every run
 generates exactly the asked number of speech tokens. Each side runs in its own process, so peak memory is its own.
 """
@@ -29,7 +30,7 @@ def full_size_checkpoint() -> Path:
     sys.path.insert(0, str(ROOT))
     from tools import random_checkpoint
 
-    return random_checkpoint.cached("full-size-random", t3_layers=30, t3_mlp=4096)
+    return random_checkpoint.cached("full-size-random", t3_layers=30, t3_mlp=4096, voice_seconds=10.0)
 
 
 def peak_memory_mb(device: str) -> float:

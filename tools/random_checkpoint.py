@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 CHECKPOINT_FILES = ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt")
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
+# S3Gen prepends the voice's reference to every call, so a short built-in voice keeps test syntheses quick.
+BUILTIN_VOICE_SECONDS = 1.5
 
 _SPECIAL_TOKENS = {"[STOP]": 0, "[UNK]": 1, "[SPACE]": 2, "[START]": 255, "[PAD]": 256, "[SEP]": 257, "[CLS]": 258, "[MASK]": 259}
 _CHARACTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-()&%$#@*+=/:;"
@@ -53,7 +55,8 @@ def synthetic_voice(seconds: float = 4.0, sample_rate: int = 24000, seed: int = 
     return (0.3 * wave / np.abs(wave).max()).astype(np.float32)
 
 
-def build(directory: Path, t3_layers: int = 2, t3_mlp: int = 1024, seed: int = 0) -> Path:
+def build(directory: Path, t3_layers: int = 2, t3_mlp: int = 1024, seed: int = 0,
+          voice_seconds: float = BUILTIN_VOICE_SECONDS) -> Path:
     """Write a random checkpoint into `directory` (created) and return it."""
     import soundfile as sf
     import torch
@@ -85,11 +88,12 @@ def build(directory: Path, t3_layers: int = 2, t3_mlp: int = 1024, seed: int = 0
     model = ChatterboxTTS(t3, s3gen, ve, EnTokenizer(str(directory / "tokenizer.json")), "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         reference = Path(tmp) / "reference.wav"
-        sf.write(reference, synthetic_voice(), 24000)
+        sf.write(reference, synthetic_voice(voice_seconds), 24000)
         model.prepare_conditionals(str(reference))
     model.conds.save(directory / "conds.pt")
     (directory / "random_checkpoint.json").write_text(
-        json.dumps({"builder_version": BUILDER_VERSION, "t3_layers": t3_layers, "t3_mlp": t3_mlp, "seed": seed})
+        json.dumps({"builder_version": BUILDER_VERSION, "t3_layers": t3_layers, "t3_mlp": t3_mlp, "seed": seed,
+                    "voice_seconds": voice_seconds})
     )
     return directory
 
