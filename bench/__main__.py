@@ -2,9 +2,8 @@
 
     ./launch.sh bench [--quick] [--device cpu|cuda] [--tokens N] [--concurrency N]
 
-The checkpoint has the released architecture at full size with random weights and a 10 s built-in voice (built and
-cached on first use),
-so the compute per token is that of the real model. Random weights never stop by themselves, so every run
+The checkpoint has the released architecture at full size with random weights and a 10 s built-in voice (built
+and cached on first use), so the compute per token is that of the real model. Random weights never stop by themselves, so every run
 generates exactly the asked number of speech tokens. Each side runs in its own process, so peak memory is its own.
 """
 
