@@ -162,7 +162,8 @@ def make_dataset(args: argparse.Namespace) -> int:
     run.describe(summary, model=args.model, language=args.language, parameters=parameters,
                  source=args.server or "in-process", phrases=str(args.phrases), voice_source=args.voice,
                  seconds_taken=round(time.monotonic() - started, 1))
-    print(f"{args.out}: {summary['items']} items, {summary['new_audio_seconds']} s of new audio, "
+    print(f"{args.out}: {summary['items']} items, {summary['total_audio_seconds']} s of audio "
+          f"({summary['new_audio_seconds']} s new), "
           f"{summary['failures']} failure(s)" + (f" (see {args.out / 'failures.csv'})" if summary["failures"] else ""))
     return 1 if summary["failures"] else 0
 

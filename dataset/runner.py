@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import time
@@ -187,10 +186,11 @@ class DatasetRun:
         return self.summary(skipped, seconds)
 
     def summary(self, skipped_done: int, new_seconds: float) -> dict:
-        failures = self.failures()
-        items = len(self.done())
-        return {"items": items, "new_items": items - skipped_done, "skipped_done": skipped_done,
-                "failures": len(failures), "new_audio_seconds": round(new_seconds, 2)}
+        done = self.done()
+        total = sum(sf.info(str(self.out / "wavs" / f"{name}.wav")).duration for name in done)
+        return {"items": len(done), "new_items": len(done) - skipped_done, "skipped_done": skipped_done,
+                "failures": len(self.failures()), "new_audio_seconds": round(new_seconds, 2),
+                "total_audio_seconds": round(total, 2)}
 
     def failures(self) -> list[dict]:
         path = self.out / "failures.csv"
@@ -203,8 +203,3 @@ class DatasetRun:
         info = {"sample_rate": self.sample_rate, "seed": self.seed, "voice": self.voice_name, **details, **summary}
         (self.out / "dataset.json").write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
 
-
-def wav_info(path: Path) -> tuple[int, int, str]:
-    """(sample rate, channels, subtype) of a wav file."""
-    info = sf.info(io.BytesIO(Path(path).read_bytes()))
-    return info.samplerate, info.channels, info.subtype

@@ -9,11 +9,18 @@ from pathlib import Path
 
 import pytest
 import requests
+import soundfile
 
 from conftest import ROOT, studio_env
 from dataset import DatasetRun, EngineSpeaker, HttpSpeaker, read_phrases
-from dataset.runner import check_clip, wav_info
+from dataset.runner import check_clip
 from engine import InvalidRequest, Voice
+
+def wav_info(path: Path) -> tuple[int, int, str]:
+    """(sample rate, channels, subtype) of a wav file."""
+    info = soundfile.info(str(path))
+    return info.samplerate, info.channels, info.subtype
+
 
 PHRASES = ["Hello there.", "Selamat pagi, apa khabar?", "Saya suka the weekend market.", "Short one.", "Last line!"]
 

@@ -76,3 +76,27 @@ def test_a_person_clones_a_voice_saves_it_and_uses_it(studio, reference_clip, tm
             expect(page.locator("#api-examples")).to_contain_text(f'Client("{studio}")')
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
+def test_the_dataset_tab_turns_a_phrase_file_and_a_clip_into_a_zip(studio, reference_clip, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    (tmp_path / "voice.mp3").write_bytes(reference_clip)
+    (tmp_path / "phrases.txt").write_text("First phrase.\n\nSecond phrase.\n", encoding="utf-8")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1250})
+            page.goto(studio)
+            expect(page.locator("#engine-status")).to_contain_text("on cpu", timeout=30_000)
+            page.get_by_role("tab", name="Dataset").click()
+            page.set_input_files("#dataset-phrases input[type=file]", str(tmp_path / "phrases.txt"))
+            page.set_input_files("#dataset-clip input[type=file]", str(tmp_path / "voice.mp3"))
+            page.fill("#dataset-name textarea", "browser-set")
+            page.click("#dataset-start")
+            expect(page.locator("#dataset-status")).to_contain_text("Done: 2 items", timeout=SYNTHESIS_TIMEOUT_MS)
+            expect(page.locator("#dataset-zip")).to_contain_text("browser-set.zip")
+        finally:
+            browser.close()

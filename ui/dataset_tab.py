@@ -27,19 +27,20 @@ def build_dataset_tab(engine: Engine, datasets_dir: Path, voice_choices) -> None
         gr.Markdown("Speak a list of phrases in one voice and get a Piper training set: `metadata.csv` and `wavs/`.")
         with gr.Row():
             phrases = gr.File(label="Phrase file (.txt one per line, or .csv/.tsv with a 'text' column)",
-                              file_types=[".txt", ".csv", ".tsv"], type="filepath")
+                              file_types=[".txt", ".csv", ".tsv"], type="filepath", elem_id="dataset-phrases")
             with gr.Column():
                 library_voice = gr.Dropdown(choices=[], value=None, label="Library voice")
-                clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="...or a reference clip")
+                clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="...or a reference clip",
+                                elem_id="dataset-clip")
         with gr.Row():
-            name = gr.Textbox(value="my-voice", label="Dataset name")
+            name = gr.Textbox(value="my-voice", label="Dataset name", elem_id="dataset-name")
             rate = gr.Dropdown(choices=[16000, 22050, 24000], value=22050, label="Sample rate")
             resume = gr.Checkbox(value=True, label="Resume what this dataset already holds")
         with gr.Row():
-            start = gr.Button("Start", variant="primary")
+            start = gr.Button("Start", variant="primary", elem_id="dataset-start")
             stop = gr.Button("Stop", variant="stop")
-        status = gr.Markdown()
-        archive = gr.File(label="Download", interactive=False)
+        status = gr.Markdown(elem_id="dataset-status")
+        archive = gr.File(label="Download", interactive=False, elem_id="dataset-zip")
 
         def generate(phrase_file, voice_id, clip_path, label, sample_rate, keep, progress=gr.Progress()):
             if not phrase_file:
@@ -66,7 +67,7 @@ def build_dataset_tab(engine: Engine, datasets_dir: Path, voice_choices) -> None
             summary = run.summary(skipped, seconds)
             run.describe(summary, source="studio", seconds_taken=round(time.monotonic() - started, 1))
             zipped = shutil.make_archive(str(out), "zip", root_dir=out)
-            yield (f"Done: {summary['items']} items, {summary['new_audio_seconds']} s of new audio, "
+            yield (f"Done: {summary['items']} items, {summary['total_audio_seconds']} s of audio, "
                    f"{summary['failures']} failed."), zipped
 
         event = start.click(generate, [phrases, library_voice, clip, name, rate, resume], [status, archive],
