@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 CHECKPOINT_FILES = ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt")
-BUILDER_VERSION = 2
-# S3Gen prepends the voice's reference to every call, so a short built-in voice keeps test syntheses quick.
-BUILTIN_VOICE_SECONDS = 1.5
+BUILDER_VERSION = 1
+# The built-in voice's length: S3Gen prepends it to every call (shorter ones break very short outputs upstream).
+BUILTIN_VOICE_SECONDS = 4.0
 
 _SPECIAL_TOKENS = {"[STOP]": 0, "[UNK]": 1, "[SPACE]": 2, "[START]": 255, "[PAD]": 256, "[SEP]": 257, "[CLS]": 258, "[MASK]": 259}
 _CHARACTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-()&%$#@*+=/:;"
