@@ -242,7 +242,7 @@ class InstantJob:
 
 
 ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40),
-                      st.floats(allow_nan=False), st.text(max_size=30), st.lists(st.integers(), max_size=2),
+                      st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30), st.lists(st.integers(), max_size=2),
                       st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2))
 FIELDS = ["model", "input", "text", "voice", "response_format", "speed", "instructions", "stream_format",
           "exaggeration", "cfg_weight", "temperature", "top_p", "min_p", "repetition_penalty", "seed", "language",
