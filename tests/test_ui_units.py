@@ -43,13 +43,20 @@ def test_reference_checks_warn_and_trim(tmp_path):
     padded = _wav(tmp_path, np.concatenate([quiet, voice, quiet]), "padded.wav")
     report = reference.inspect_clip(padded, min_seconds=1.0)
     assert report.usable and any("Trim" in h for h in report.hints)
-    trimmed = reference.trim_clip(padded)
+    trimmed = reference.trim_clip(padded, tmp_path)
     assert 2.9 < sf.info(trimmed).duration < 3.5
     assert not reference.inspect_clip(_wav(tmp_path, quiet, "silent.wav"), 1.0).usable
     short = reference.inspect_clip(_wav(tmp_path, voice[: RATE // 2], "short.wav"), 1.0)
     assert "too short" in short.message()
     clipped = reference.inspect_clip(_wav(tmp_path, np.clip(voice * 20, -1, 1), "loud.wav"), 1.0)
     assert any("clipped" in h for h in clipped.hints)
+
+
+def test_the_desks_temporary_files_are_removed(tmp_path):
+    desk = _handlers(tmp_path)
+    (desk.takes_dir / "take-1.wav").write_bytes(b"RIFF")
+    desk.remove_takes()  # what runs at exit, or when the desk is dropped
+    assert not desk.takes_dir.exists()
 
 
 def _handlers(tmp_path) -> handlers.Handlers:
