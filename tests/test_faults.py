@@ -20,9 +20,9 @@ from settings import Settings
 from tools.random_checkpoint import synthetic_voice
 from ui import handlers
 
-# The figures are 200 requests over 50 voices against a baseline after 20; CI runs a scaled-down mix
-# (every request a cache miss, so each derives a voice). CHATTERBOX_MEMORY_REQUESTS=200 CHATTERBOX_MEMORY_VOICES=50
-# runs the full figures.
+# The figures are 200 requests over 50 voices against a baseline after 20; CI runs a scaled-down mix in
+# which every request is a cache miss, so each derives a voice. For the full figures run with
+# CHATTERBOX_MEMORY_REQUESTS=200 CHATTERBOX_MEMORY_VOICES=50 CHATTERBOX_MEMORY_BASELINE=20.
 REQUESTS = int(os.environ.get("CHATTERBOX_MEMORY_REQUESTS", 12))
 VOICES = int(os.environ.get("CHATTERBOX_MEMORY_VOICES", 6))
 BASELINE_AFTER = int(os.environ.get("CHATTERBOX_MEMORY_BASELINE", 6))
@@ -63,8 +63,7 @@ def test_weights_that_cannot_load_are_reported_in_the_console_and_the_desk(tmp_p
             for _ in range(2):  # each request tries again, and the engine stays up
                 with pytest.raises(ModelUnavailable, match=words):
                     broken.synthesize(SynthesisRequest("Hello."))
-        assert f"Could not load chatterbox: {words}" in caplog.text.replace("The checkpoint directory", "")\
-            or words in caplog.text
+        assert "Could not load chatterbox" in caplog.text and words in caplog.text  # the console
         desk = handlers.Handlers(broken, Settings(), tmp_path)
         assert "Could not load chatterbox" in desk.engine_status() and "tries again" in desk.engine_status()
         assert broken.status()["model"] is None
