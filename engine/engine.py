@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
-import secrets
 import queue
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
