@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -168,28 +170,57 @@ def make_dataset(args: argparse.Namespace) -> int:
     return 1 if summary["failures"] else 0
 
 
-def exposure_warning(settings: Settings) -> str | None:
-    """A loud notice when the studio is reachable beyond this computer, or None when it is not."""
+def exposure_reasons(settings: Settings) -> list[str]:
+    """Why the studio is reachable beyond this computer; empty when it is not."""
     reasons = []
     if settings.share:
         reasons.append("--share publishes it on a public gradio.live link")
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         reasons.append(f"it listens on {settings.host}, so other machines on the network can reach it")
+    return reasons
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """A loud notice when the studio is reachable beyond this computer, or None when it is not."""
+    reasons = exposure_reasons(settings)
     if not reasons:
         return None
     bar = "!" * 78
-    return (f"{bar}\nWARNING: the studio is exposed: {'; '.join(reasons)}.\n"
-            "Anyone with the address can synthesize speech in any voice, and upload, use or delete saved voices.\n"
+    guard = (f"An API key guards it: the UI asks for it as the password, the API as 'Authorization: Bearer <key>'."
+             if settings.api_key else
+             "Anyone with the address can synthesize speech in any voice, and upload, use or delete saved voices.")
+    return (f"{bar}\nWARNING: the studio is exposed: {'; '.join(reasons)}.\n{guard}\n"
             f"Share the address only with people you trust; stop the studio when you are done.\n{bar}")
+
+
+def with_key(settings: Settings) -> tuple[Settings, bool]:
+    """The settings, with a new random API key when the studio is exposed, has none and was not told --open;
+    and whether a key was generated."""
+    if settings.api_key or settings.open or not exposure_reasons(settings):
+        return settings, False
+    return replace(settings, api_key=secrets.token_urlsafe(18)), True
+
+
+def launch_options(settings: Settings) -> dict:
+    """Gradio's login (the API key as password) and the folders its file serving may and may not touch."""
+    from api.auth import key_matches
+
+    options = {"allowed_paths": [str(settings.data_dir / "datasets")],
+               "blocked_paths": [str(settings.data_dir / "voices")]}
+    if settings.api_key:
+        options["auth"] = lambda _user, password: key_matches(settings.api_key, password)
+        options["auth_message"] = "Enter the studio's API key as the password (any user name)."
+    return options
 
 
 def serve(args: argparse.Namespace) -> int:
     """The studio: one server for the browser UI, Gradio's API and the HTTP API."""
     import api
     import ui
+    from api.guard import install
     from engine import EngineError
 
-    settings = Settings.from_args(args)
+    settings, generated = with_key(Settings.from_args(args))
     try:
         engine = build_engine(settings)
     except EngineError as error:
@@ -198,16 +229,23 @@ def serve(args: argparse.Namespace) -> int:
     demo = ui.build_desk(engine, settings)
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)
     print(f"Chatterbox Studio on http://{settings.host}:{settings.port}  (API docs at /docs)", flush=True)
+    if generated:
+        print(f"API key (generated; pass --api-key to choose one, or --open to run without): {settings.api_key}",
+              flush=True)
     if warning := exposure_warning(settings):
         print(warning, file=sys.stderr, flush=True)
-    demo.launch(
+    app, _, _ = demo.launch(
         server_name=settings.host,
         server_port=settings.port,
         share=settings.share,
         inbrowser=not settings.no_browser,
         app_kwargs=api.app_kwargs(engine, settings),
         show_error=True,
+        prevent_thread_lock=True,
+        **launch_options(settings),
     )
+    install(app, settings)
+    demo.block_thread()
     return 0
 
 

@@ -31,9 +31,14 @@ class Settings:
     max_upload_mb: int = 20
     temporary_voice_seconds: int = 3600
     presets_dir: Path = Path(__file__).resolve().parent / "presets"
+    idle_unload_seconds: float = 0.0
+    rate_limit: int = 0
+    cors_origins: tuple[str, ...] = ()
+    open: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "voice_aliases", tuple(tuple(pair) for pair in self.voice_aliases))
+        object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
 
     @property
     def aliases(self) -> dict[str, str]:
@@ -42,7 +47,8 @@ class Settings:
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(device=self.device, model=self.model, checkpoint_dir=self.checkpoint_dir,
-                            data_dir=self.data_dir, queue_size=self.queue_size, max_chunk_tokens=self.max_chunk_tokens)
+                            data_dir=self.data_dir, queue_size=self.queue_size, max_chunk_tokens=self.max_chunk_tokens,
+                            idle_unload_seconds=self.idle_unload_seconds)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Settings":
@@ -63,6 +69,10 @@ def parse_alias(text: str) -> tuple[str, str]:
     if not sep or not name.strip() or not voice_id.strip():
         raise argparse.ArgumentTypeError(f"'{text}' is not NAME=VOICE_ID (for example alloy=anwar.wav)")
     return name.strip().lower(), voice_id.strip()
+
+
+def _env_origins() -> list[str]:
+    return [origin.strip() for origin in os.environ.get(env_name("cors_origins"), "").split(",") if origin.strip()]
 
 
 def _env_aliases() -> list[tuple[str, str]]:
@@ -125,3 +135,17 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
                         default=int(os.environ.get(env_name("temporary_voice_seconds"),
                                                    defaults.temporary_voice_seconds)),
                         help="how long a temporary library voice lives [CHATTERBOX_TEMPORARY_VOICE_SECONDS]")
+    parser.add_argument("--idle-unload-seconds", type=float,
+                        default=float(os.environ.get(env_name("idle_unload_seconds"), defaults.idle_unload_seconds)),
+                        help="free the model (and GPU memory) after this many idle seconds; it loads again on the "
+                             "next request; 0 keeps it loaded [CHATTERBOX_IDLE_UNLOAD_SECONDS]")
+    parser.add_argument("--rate-limit", type=int, default=int(os.environ.get(env_name("rate_limit"), defaults.rate_limit)),
+                        help="API requests one client address may make per minute; 0 is no limit "
+                             "[CHATTERBOX_RATE_LIMIT]")
+    parser.add_argument("--cors-origins", type=lambda text: [o.strip() for o in text.split(",") if o.strip()],
+                        default=_env_origins(), metavar="ORIGIN,...",
+                        help="web origins whose pages may call the API from a browser; none by default "
+                             "[CHATTERBOX_CORS_ORIGINS]")
+    parser.add_argument("--open", action="store_true", default=_env_bool(env_name("open")),
+                        help="with --share or a non-loopback --host, run without an API key instead of generating "
+                             "one [CHATTERBOX_OPEN]")

@@ -18,6 +18,7 @@ class EngineConfig:
     voice_cache_size: int = 32
     max_reference_seconds: float = 30.0
     min_reference_seconds: float = 1.0
+    idle_unload_seconds: float = 0.0  # 0: keep the model loaded
 
     @property
     def voices_dir(self) -> Path:

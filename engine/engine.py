@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
-import secrets
 import logging
 import queue
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -129,8 +130,18 @@ class Engine:
         self.status_message = message
         log.info(message)
 
+    def _next_job(self) -> Job | None:
+        """The next queued job; while waiting, unload the model once it has been idle for the configured time."""
+        idle = self.config.idle_unload_seconds
+        while True:
+            try:
+                return self._queue.get(timeout=idle if idle > 0 and self.synthesizer.model is not None else None)
+            except queue.Empty:
+                self.synthesizer.unload()
+                self._set_status(f"Model unloaded after {idle:g} s idle; it loads again on the next request.")
+
     def _serve(self) -> None:
-        while (job := self._queue.get()) is not None:
+        while (job := self._next_job()) is not None:
             self._running = job
             try:
                 self._run(job)
@@ -153,7 +164,10 @@ class Engine:
         except EngineError as error:
             job._events.put(error)
         except torch.cuda.OutOfMemoryError:
+            self.synthesizer.cache.clear()
+            gc.collect()
             torch.cuda.empty_cache()
+            log.error("Job %d ran out of GPU memory; cached voices were freed.", job.id)
             job._events.put(SynthesisFailed("The GPU ran out of memory; try shorter text or close other GPU programs."))
         except Exception as error:
             log.exception("Synthesis failed")

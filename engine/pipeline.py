@@ -10,7 +10,7 @@ import torch
 
 from . import audio, text as text_prep
 from .config import EngineConfig
-from .errors import InvalidAudio, InvalidRequest
+from .errors import InvalidAudio, InvalidRequest, ModelUnavailable
 from .models import VARIANTS, LoadedModel, Sampling, load, locate_weights, resolve_device, token_budget
 from .request import MAX_SEED, PARAMETER_RANGES, SynthesisRequest
 from .voices import ConditionalsCache, VoiceLibrary, clip_key
@@ -36,10 +36,14 @@ class Synthesizer:
         spec = VARIANTS[name or self.config.model]
         if self.model is not None and self.model.spec == spec:
             return self.model
-        directory = locate_weights(spec, self.config.checkpoint_dir, self.status)
-        self.unload()
-        self.status(f"Loading {spec.name} on {self.device}…")
-        self.model = load(spec, directory, self.device)
+        try:
+            directory = locate_weights(spec, self.config.checkpoint_dir, self.status)
+            self.unload()
+            self.status(f"Loading {spec.name} on {self.device}…")
+            self.model = load(spec, directory, self.device)
+        except ModelUnavailable as error:
+            self.status(f"Could not load {spec.name}: {error.message} The next request tries again.")
+            raise
         self.status(f"{spec.name} ready on {self.device}.")
         return self.model
 

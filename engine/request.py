@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import InvalidRequest
+from .text import check_speakable, normalize
 
 MODELS = ("chatterbox", "chatterbox-multilingual", "chatterbox-turbo")
 
@@ -82,6 +83,7 @@ class SynthesisRequest:
     def __post_init__(self):
         if not isinstance(self.text, str):
             raise InvalidRequest("Text must be a string.", "text")
+        check_speakable(normalize(self.text))
         for name, (low, high, _) in PARAMETER_RANGES.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -19,6 +19,7 @@ from .errors import InvalidRequest, NotFound
 
 AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".webm")
 _UNSAFE = re.compile(r"[^\w.\-]+")
+TEMP_PREFIX = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class VoiceLibrary:
     def __init__(self, directory: Path, clock: Callable[[], float] = time.time):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        for leftover in self.directory.glob(f"{TEMP_PREFIX}*"):  # from a process killed mid-write
+            leftover.unlink(missing_ok=True)
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -149,7 +152,7 @@ class VoiceLibrary:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, flush it to disk, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -7,7 +7,9 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
@@ -57,16 +59,16 @@ def studio_env(**extra: str) -> dict:
     return env
 
 
-@pytest.fixture(scope="session")
-def studio(tiny_checkpoint, tmp_path_factory) -> str:
-    """The real studio (`python app.py`) on a loopback port with the tiny checkpoint; yields its base URL."""
+@contextmanager
+def running_studio(checkpoint: Path, tmp_path_factory, *flags: str) -> Iterator[str]:
+    """`python app.py` on a free loopback port with `flags`; yields its base URL, stops it afterwards."""
     port = free_port()
     data_dir = tmp_path_factory.mktemp("studio-data")
     log_path = tmp_path_factory.mktemp("studio-log") / "studio.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py"), "--no-browser", "--port", str(port), "--device", "cpu",
-             "--checkpoint-dir", str(tiny_checkpoint), "--data-dir", str(data_dir)],
+             "--checkpoint-dir", str(checkpoint), "--data-dir", str(data_dir), *flags],
             cwd=ROOT, env=studio_env(), stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -82,9 +84,18 @@ def studio(tiny_checkpoint, tmp_path_factory) -> str:
     else:
         process.kill()
         raise RuntimeError(f"The studio did not come up in 120 s:\n{log_path.read_text()}")
-    yield url
-    process.terminate()
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def studio(tiny_checkpoint, tmp_path_factory) -> Iterator[str]:
+    """The real studio (`python app.py`) on a loopback port with the tiny checkpoint; yields its base URL."""
+    with running_studio(tiny_checkpoint, tmp_path_factory) as url:
+        yield url

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import gradio as gr
+from fastapi import FastAPI
 import numpy as np
 import pytest
 import soundfile as sf
@@ -42,13 +43,20 @@ def test_reference_checks_warn_and_trim(tmp_path):
     padded = _wav(tmp_path, np.concatenate([quiet, voice, quiet]), "padded.wav")
     report = reference.inspect_clip(padded, min_seconds=1.0)
     assert report.usable and any("Trim" in h for h in report.hints)
-    trimmed = reference.trim_clip(padded)
+    trimmed = reference.trim_clip(padded, tmp_path)
     assert 2.9 < sf.info(trimmed).duration < 3.5
     assert not reference.inspect_clip(_wav(tmp_path, quiet, "silent.wav"), 1.0).usable
     short = reference.inspect_clip(_wav(tmp_path, voice[: RATE // 2], "short.wav"), 1.0)
     assert "too short" in short.message()
     clipped = reference.inspect_clip(_wav(tmp_path, np.clip(voice * 20, -1, 1), "loud.wav"), 1.0)
     assert any("clipped" in h for h in clipped.hints)
+
+
+def test_the_desks_temporary_files_are_removed(tmp_path):
+    desk = _handlers(tmp_path)
+    (desk.takes_dir / "take-1.wav").write_bytes(b"RIFF")
+    desk.remove_takes()  # what runs at exit, or when the desk is dropped
+    assert not desk.takes_dir.exists()
 
 
 def _handlers(tmp_path) -> handlers.Handlers:
@@ -84,16 +92,34 @@ def test_history_lists_newest_first():
     assert history.find(takes, 1).label() == "#1 · seed 5 · one"
 
 
-def test_share_launches_with_share_true_and_warns(monkeypatch, capsys, tiny_checkpoint, tmp_path):
+def test_share_launches_with_share_true_a_generated_key_and_a_warning(monkeypatch, capsys, tiny_checkpoint, tmp_path):
     launched = {}
-    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs))
+
+    def launch(self, **kwargs):
+        launched.update(kwargs)
+        return FastAPI(**kwargs["app_kwargs"]), None, None
+
+    monkeypatch.setattr(gr.Blocks, "launch", launch)
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: None)
     code = app.main(["--share", "--no-browser", "--device", "cpu", "--checkpoint-dir", str(tiny_checkpoint),
                      "--data-dir", str(tmp_path)])
     assert code == 0 and launched["share"] is True and launched["server_name"] == "127.0.0.1"
     assert "/health" in {route.path for route in launched["app_kwargs"]["routes"]}
-    assert "WARNING: the studio is exposed" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    key = out.split("API key (generated", 1)[1].split(": ", 1)[1].split()[0]
+    assert launched["auth"]("anyone", key) and not launched["auth"]("anyone", "guess")
+    assert launched["blocked_paths"] == [str(tmp_path / "voices")]
+    assert "WARNING: the studio is exposed" in err and "An API key guards it" in err
     assert app.exposure_warning(Settings()) is None
     assert "0.0.0.0" in app.exposure_warning(Settings(host="0.0.0.0"))
+
+
+def test_an_exposed_studio_gets_a_key_unless_told_to_run_open():
+    assert app.with_key(Settings(host="0.0.0.0"))[1] and app.with_key(Settings(share=True))[0].api_key
+    assert app.with_key(Settings(host="0.0.0.0", open=True)) == (Settings(host="0.0.0.0", open=True), False)
+    assert app.with_key(Settings(host="0.0.0.0", api_key="mine"))[0].api_key == "mine"
+    assert app.with_key(Settings()) == (Settings(), False)
+    assert "auth" not in app.launch_options(Settings())
 
 
 def test_a_space_binds_all_interfaces_on_7860(monkeypatch):

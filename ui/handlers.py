@@ -6,6 +6,7 @@ import itertools
 import random
 import shutil
 import tempfile
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -53,7 +54,8 @@ class Handlers:
         self.engine = engine
         self.settings = settings
         self.presets_dir = presets_dir
-        self.takes_dir = Path(tempfile.mkdtemp(prefix="chatterbox-takes-"))
+        self.takes_dir = Path(tempfile.mkdtemp(prefix="chatterbox-takes-"))  # takes and trimmed clips
+        self.remove_takes = weakref.finalize(self, shutil.rmtree, self.takes_dir, ignore_errors=True)  # also at exit
         self._jobs: dict[str, Job] = {}
         self._numbers = itertools.count(1)
 
@@ -89,7 +91,7 @@ class Handlers:
         if not clip:
             raise gr.Error("Record or upload a reference clip first.")
         with readable_errors():
-            return str(trim_clip(clip))
+            return str(trim_clip(clip, self.takes_dir))
 
     # Voice library
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +81,8 @@ def inspect_clip(path: str | Path, min_seconds: float) -> ClipReport:
     return ClipReport(seconds, speech, tuple(problems), tuple(hints))
 
 
-def trim_clip(path: str | Path, max_seconds: float = BEST_SECONDS[1], pad: float = 0.1) -> Path:
-    """A wav copy of the clip without leading and trailing silence, at most `max_seconds` long."""
+def trim_clip(path: str | Path, out_dir: Path, max_seconds: float = BEST_SECONDS[1], pad: float = 0.1) -> Path:
+    """A wav copy of the clip in `out_dir`, without leading and trailing silence, at most `max_seconds` long."""
     samples = load(path)
     loud = _loud_frames(_frame_levels(samples))
     frame = int(RATE * FRAME_SECONDS)
@@ -92,6 +91,6 @@ def trim_clip(path: str | Path, max_seconds: float = BEST_SECONDS[1], pad: float
         end = min(len(samples), (loud[-1] + 1) * frame + int(pad * RATE))
         samples = samples[start:end]
     samples = samples[: int(max_seconds * RATE)]
-    out = Path(tempfile.mkdtemp(prefix="chatterbox-trim-")) / f"{Path(path).stem}-trimmed.wav"
+    out = Path(out_dir) / f"{Path(path).stem}-trimmed.wav"
     sf.write(out, samples, RATE, subtype="PCM_16")
     return out
