@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import re
 from pathlib import Path
 
@@ -14,6 +15,23 @@ from engine import audio
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 SYNTHESIS_TIMEOUT_MS = 240_000
+
+
+@contextmanager
+def desk_page(studio: str):
+    """A headless Chromium page on the desk, once the engine status line is up."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1250})
+            page.goto(studio)
+            expect(page.locator("#engine-status")).to_contain_text("on cpu", timeout=30_000)
+            yield page
+        finally:
+            browser.close()
 
 
 def test_http_api_routes_are_on_the_app_launch_serves(studio):
@@ -42,63 +60,47 @@ def test_gradio_client_synthesizes_with_a_reference_clip(studio, reference_clip,
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
 def test_a_person_clones_a_voice_saves_it_and_uses_it(studio, reference_clip, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     clip = tmp_path / "my-voice.mp3"
     clip.write_bytes(reference_clip)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1250})
-            page.goto(studio)
-            expect(page.locator("#engine-status")).to_contain_text("on cpu", timeout=30_000)
-            page.fill("#studio-text textarea", "Hello there.")
-            expect(page.locator("#text-count")).to_contain_text("12 / 4096 characters · 1 chunk", timeout=30_000)
-            page.set_input_files("#reference input[type=file]", str(clip))
-            expect(page.get_by_text("Reference: 3.0 s")).to_be_visible(timeout=30_000)
-            page.click("#generate-button")
-            expect(page.locator("#output-audio audio[src]")).to_have_count(1, timeout=SYNTHESIS_TIMEOUT_MS)
-            expect(page.locator("#seed-note p")).to_contain_text("reference clip")
-            expect(page.locator("#download")).to_contain_text(".mp3")
-            screenshot = ROOT / "docs" / "desk.png" if os.environ.get("UPDATE_SCREENSHOT") else tmp_path / "desk.png"
-            page.screenshot(path=str(screenshot), full_page=True)
-            assert screenshot.stat().st_size > 10_000
+    with desk_page(studio) as page:
+        page.fill("#studio-text textarea", "Hello there.")
+        expect(page.locator("#text-count")).to_contain_text("12 / 4096 characters · 1 chunk", timeout=30_000)
+        page.set_input_files("#reference input[type=file]", str(clip))
+        expect(page.get_by_text("Reference: 3.0 s")).to_be_visible(timeout=30_000)
+        page.click("#generate-button")
+        expect(page.locator("#output-audio audio[src]")).to_have_count(1, timeout=SYNTHESIS_TIMEOUT_MS)
+        expect(page.locator("#seed-note p")).to_contain_text("reference clip")
+        expect(page.locator("#download")).to_contain_text(".mp3")
+        screenshot = ROOT / "docs" / "desk.png" if os.environ.get("UPDATE_SCREENSHOT") else tmp_path / "desk.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        assert screenshot.stat().st_size > 10_000
 
-            page.fill("#voice-name textarea", "Test Voice")
-            page.click("#save-voice")
-            expect(page.locator("#library-note")).to_contain_text("Saved voice Test Voice", timeout=30_000)
-            expect(page.locator("#voice-select input")).to_have_value("Test Voice (my-voice.mp3)")
-            page.focus("#studio-text textarea")
-            page.keyboard.press("Control+Enter")
-            expect(page.locator("#seed-note p")).to_contain_text("library voice 'my-voice.mp3'",
-                                                                 timeout=SYNTHESIS_TIMEOUT_MS)
+        page.fill("#voice-name textarea", "Test Voice")
+        page.click("#save-voice")
+        expect(page.locator("#library-note")).to_contain_text("Saved voice Test Voice", timeout=30_000)
+        expect(page.locator("#voice-select input")).to_have_value("Test Voice (my-voice.mp3)")
+        page.focus("#studio-text textarea")
+        page.keyboard.press("Control+Enter")
+        expect(page.locator("#seed-note p")).to_contain_text("library voice 'my-voice.mp3'",
+                                                             timeout=SYNTHESIS_TIMEOUT_MS)
 
-            page.get_by_role("tab", name="API").click()
-            expect(page.locator("#api-examples")).to_contain_text(f'Client("{studio}")')
-        finally:
-            browser.close()
+        page.get_by_role("tab", name="API").click()
+        expect(page.locator("#api-examples")).to_contain_text(f'Client("{studio}")')
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
 def test_the_dataset_tab_turns_a_phrase_file_and_a_clip_into_a_zip(studio, reference_clip, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     (tmp_path / "voice.mp3").write_bytes(reference_clip)
     (tmp_path / "phrases.txt").write_text("First phrase.\n\nSecond phrase.\n", encoding="utf-8")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1250})
-            page.goto(studio)
-            expect(page.locator("#engine-status")).to_contain_text("on cpu", timeout=30_000)
-            page.get_by_role("tab", name="Dataset").click()
-            page.set_input_files("#dataset-phrases input[type=file]", str(tmp_path / "phrases.txt"))
-            page.set_input_files("#dataset-clip input[type=file]", str(tmp_path / "voice.mp3"))
-            page.fill("#dataset-name textarea", "browser-set")
-            page.click("#dataset-start")
-            expect(page.locator("#dataset-status")).to_contain_text("Done: 2 items", timeout=SYNTHESIS_TIMEOUT_MS)
-            expect(page.locator("#dataset-zip a")).to_have_attribute("href", re.compile(r"/browser-set\.zip$"))
-        finally:
-            browser.close()
+    with desk_page(studio) as page:
+        page.get_by_role("tab", name="Dataset").click()
+        page.set_input_files("#dataset-phrases input[type=file]", str(tmp_path / "phrases.txt"))
+        page.set_input_files("#dataset-clip input[type=file]", str(tmp_path / "voice.mp3"))
+        page.fill("#dataset-name textarea", "browser-set")
+        page.click("#dataset-start")
+        expect(page.locator("#dataset-status")).to_contain_text("Done: 2 items", timeout=SYNTHESIS_TIMEOUT_MS)
+        expect(page.locator("#dataset-zip a")).to_have_attribute("href", re.compile(r"/browser-set\.zip$"))
