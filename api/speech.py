@@ -54,10 +54,10 @@ def resolve_voice(voice: str | VoiceRef, settings, library: VoiceLibrary) -> tup
 
 def _number(value: str | float | None) -> float | None:
     """A numeric `instructions` (as older Chatterbox clients send exaggeration), else None."""
-    if isinstance(value, (int, float)):
-        return float(value)
+    if value is None:
+        return None
     try:
-        return float(value) if value is not None else None
+        return float(value)
     except ValueError:
         return None
 

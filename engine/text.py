@@ -33,11 +33,16 @@ def normalize(text: str) -> str:
     return "\n\n".join(p for p in paragraphs if p)
 
 
+def has_words(text: str) -> bool:
+    """Whether `text` holds any letter or digit to speak."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)
+
+
 def check_speakable(text: str) -> None:
     """Refuse text that has nothing to say, with a message that says so."""
     if not text.strip():
         raise InvalidRequest("The text is empty; type something to say.", "input")
-    if not any(unicodedata.category(ch)[0] in "LN" for ch in text):
+    if not has_words(text):
         raise InvalidRequest(
             "The text has no letters or digits to speak (only punctuation, symbols or emoji); type some words.",
             "input",
@@ -58,7 +63,7 @@ def split(text: str, max_chars: int = 250) -> list[TextChunk]:
         chunks.extend(packed)
         chunks[-1] = TextChunk(chunks[-1].text, PARAGRAPH_PAUSE)
     chunks[-1] = TextChunk(chunks[-1].text, 0.0)
-    return [c for c in chunks if any(unicodedata.category(ch)[0] in "LN" for ch in c.text)] or chunks[:1]
+    return [c for c in chunks if has_words(c.text)]
 
 
 def _pieces(paragraph: str, max_chars: int) -> list[TextChunk]:
