@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from engine import MODELS, EngineConfig
+from engine import MODELS, PRECISIONS, EngineConfig
 
 ENV_PREFIX = "CHATTERBOX_"
 
@@ -20,6 +20,8 @@ class Settings:
     no_browser: bool = False
     device: str = "auto"
     model: str = "chatterbox"
+    precision: str = "fast"
+    flow_steps: int | None = None
     checkpoint_dir: Path | None = None
     data_dir: Path = Path("data")
     queue_size: int = 16
@@ -48,7 +50,8 @@ class Settings:
     def engine_config(self) -> EngineConfig:
         return EngineConfig(device=self.device, model=self.model, checkpoint_dir=self.checkpoint_dir,
                             data_dir=self.data_dir, queue_size=self.queue_size, max_chunk_tokens=self.max_chunk_tokens,
-                            idle_unload_seconds=self.idle_unload_seconds)
+                            idle_unload_seconds=self.idle_unload_seconds, precision=self.precision,
+                            flow_steps=self.flow_steps)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Settings":
@@ -71,6 +74,13 @@ def parse_alias(text: str) -> tuple[str, str]:
     return name.strip().lower(), voice_id.strip()
 
 
+def flow_steps(text: str) -> int:
+    """A flow-step count from a flag or the environment, 1 to 50."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 50:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of flow steps from 1 to 50")
+    return int(text)
+
+
 def _env_origins() -> list[str]:
     return [origin.strip() for origin in os.environ.get(env_name("cors_origins"), "").split(",") if origin.strip()]
 
@@ -87,6 +97,13 @@ def add_global_flags(parser: argparse.ArgumentParser) -> None:
                         help="auto (cuda, then mps, then cpu), cuda, cuda:N, mps or cpu [CHATTERBOX_DEVICE]")
     parser.add_argument("--model", choices=MODELS, default=os.environ.get(env_name("model"), defaults.model),
                         help="model variant [CHATTERBOX_MODEL]")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        default=os.environ.get(env_name("precision"), defaults.precision),
+                        help="fast: int8 T3 on CPU, bfloat16 flow where native, 5 flow steps; exact: computed as "
+                             "upstream computes, same output for the same seed [CHATTERBOX_PRECISION]")
+    parser.add_argument("--flow-steps", type=flow_steps, default=os.environ.get(env_name("flow_steps")) or None,
+                        help="S3Gen flow-matching steps, 1 to 50 (default: 5 fast, 10 exact; more is slower and "
+                             "smoother) [CHATTERBOX_FLOW_STEPS]")
     parser.add_argument("--checkpoint-dir", type=Path, default=os.environ.get(env_name("checkpoint_dir")) or None,
                         help="load weights from this folder (Chatterbox's file layout) instead of the Hugging Face "
                              "hub [CHATTERBOX_CHECKPOINT_DIR]")

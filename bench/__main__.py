@@ -33,38 +33,37 @@ def full_size_checkpoint() -> Path:
 
 
 def peak_memory_mb(device: str) -> float:
-    import resource
-
+    """Peak GPU memory allocated, or this process's own peak resident set (which, unlike ru_maxrss, does not
+    carry over the parent's peak across exec)."""
     import torch
 
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
 
 
-def timed_t3(t3, tokens: int, timings: dict) -> None:
-    """Cap T3 at `tokens` and add the time each call takes to timings['t3']."""
+def timed(owner, method: str, timings: dict, key: str) -> None:
+    """Add the time every call of `owner.method` takes to timings[key]."""
+    original = getattr(owner, method)
+
+    def measured(*args, **kwargs):
+        started = time.perf_counter()
+        out = original(*args, **kwargs)
+        timings[key] += time.perf_counter() - started
+        return out
+
+    setattr(owner, method, measured)
+
+
+def capped_t3(t3, tokens: int) -> None:
+    """Make upstream's T3 stop after `tokens` speech tokens, as the studio's request asks it to."""
     original = t3.inference
 
     def capped(*args, max_new_tokens, **kwargs):
-        started = time.perf_counter()
-        out = original(*args, max_new_tokens=min(max_new_tokens, tokens), **kwargs)
-        timings["t3"] += time.perf_counter() - started
-        return out
+        return original(*args, max_new_tokens=min(max_new_tokens, tokens), **kwargs)
 
     t3.inference = capped
-
-
-def timed_s3gen(s3gen, timings: dict) -> None:
-    original = s3gen.inference
-
-    def timed(*args, **kwargs):
-        started = time.perf_counter()
-        out = original(*args, **kwargs)
-        timings["s3gen"] += time.perf_counter() - started
-        return out
-
-    s3gen.inference = timed
 
 
 def run_upstream(checkpoint: Path, device: str, tokens: int, runs: int) -> dict:
@@ -73,8 +72,9 @@ def run_upstream(checkpoint: Path, device: str, tokens: int, runs: int) -> dict:
 
     model = ChatterboxTTS.from_local(checkpoint, device)
     timings = {"t3": 0.0, "s3gen": 0.0}
-    timed_t3(model.t3, tokens, timings)
-    timed_s3gen(model.s3gen, timings)
+    capped_t3(model.t3, tokens)
+    timed(model.t3, "inference", timings, "t3")
+    timed(model.s3gen, "inference", timings, "s3gen")
     torch.manual_seed(SEED)
     model.generate(TEXT)  # warm-up
     timings.update(t3=0.0, s3gen=0.0)
@@ -88,17 +88,17 @@ def run_upstream(checkpoint: Path, device: str, tokens: int, runs: int) -> dict:
             "first_audio": wall / runs, "peak_mb": peak_memory_mb(device)}
 
 
-def run_studio(checkpoint: Path, device: str, tokens: int, runs: int, concurrency: int) -> dict:
+def run_studio(checkpoint: Path, device: str, tokens: int, runs: int, concurrency: int, precision: str) -> dict:
     import threading
 
     from engine import Engine, EngineConfig, SynthesisRequest
 
     engine = Engine(EngineConfig(device=device, checkpoint_dir=checkpoint, data_dir=Path("/tmp/bench-data"),
-                                 queue_size=max(16, concurrency)))
+                                 queue_size=max(16, concurrency), precision=precision))
     model = engine.synthesizer.model_for(None)
     timings = {"t3": 0.0, "s3gen": 0.0}
-    timed_t3(model.upstream.t3, tokens, timings)
-    timed_s3gen(model.upstream.s3gen, timings)
+    timed(model, "speech_tokens", timings, "t3")
+    timed(model.upstream.s3gen, "inference", timings, "s3gen")
     request = SynthesisRequest(TEXT, seed=SEED, max_tokens_per_chunk=tokens)
     engine.synthesize(request)  # warm-up
     timings.update(t3=0.0, s3gen=0.0)
@@ -128,7 +128,7 @@ def run_studio(checkpoint: Path, device: str, tokens: int, runs: int, concurrenc
 
 def measure_in_subprocess(side: str, args: argparse.Namespace, checkpoint: Path) -> dict:
     command = [sys.executable, "-m", "bench", "--side", side, "--checkpoint", str(checkpoint), "--device", args.device,
-               "--tokens", str(args.tokens), "--runs", str(args.runs), "--concurrency", str(args.concurrency)]
+               "--tokens", str(args.tokens), "--runs", str(args.runs), "--concurrency", str(args.concurrency), "--precision", args.precision]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{side} run failed:\n{out.stderr[-3000:]}")
@@ -170,12 +170,15 @@ def hardware(device: str) -> str:
 
 
 def main() -> None:
+    from engine.acceleration import PRECISIONS
+
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few tokens and one run: a few minutes on 2 CPU cores")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tokens", type=int, help="speech tokens per generation (default 50 quick, 250 full)")
     parser.add_argument("--runs", type=int, help="timed generations per side (default 1 quick, 3 full)")
     parser.add_argument("--concurrency", type=int, help="concurrent studio requests (default 1 quick, 16 full)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fast", help="the studio's precision")
     parser.add_argument("--side", choices=["upstream", "studio"], help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
@@ -186,11 +189,12 @@ def main() -> None:
     if args.side:
         sys.path.insert(0, str(ROOT))
         run = run_upstream if args.side == "upstream" else run_studio
-        extra = () if args.side == "upstream" else (args.concurrency,)
+        extra = () if args.side == "upstream" else (args.concurrency, args.precision)
         print(json.dumps(run(args.checkpoint, args.device, args.tokens, args.runs, *extra)))
         return
     checkpoint = full_size_checkpoint()
-    print(f"Checkpoint: {checkpoint} (released architecture, random weights); {args.tokens} tokens x {args.runs} run(s)")
+    print(f"Checkpoint: {checkpoint} (released architecture, random weights); {args.tokens} tokens x {args.runs} "
+          f"run(s); studio precision {args.precision}")
     upstream = measure_in_subprocess("upstream", args, checkpoint)
     studio = measure_in_subprocess("studio", args, checkpoint)
     table = report(upstream, studio, args)

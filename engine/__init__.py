@@ -1,5 +1,6 @@
 """The Chatterbox engine: models, synthesis pipeline, voices. Imports no web framework."""
 
+from .acceleration import PRECISIONS
 from .audio import AudioChunk
 from .config import EngineConfig
 from .engine import Engine, Job
@@ -10,6 +11,6 @@ from .voices import SavedVoice, VoiceLibrary
 
 __all__ = [
     "AudioChunk", "Busy", "Cancelled", "Engine", "EngineConfig", "EngineError", "InvalidAudio", "InvalidRequest",
-    "Job", "LANGUAGES", "MODELS", "ModelUnavailable", "NotFound", "PARAMETER_RANGES", "SavedVoice",
+    "Job", "LANGUAGES", "MODELS", "ModelUnavailable", "NotFound", "PARAMETER_RANGES", "PRECISIONS", "SavedVoice",
     "SynthesisFailed", "SynthesisRequest", "Voice", "VoiceLibrary",
 ]

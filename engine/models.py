@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .acceleration import Acceleration, apply as apply_acceleration
+from .decoding import SpeechTokenLoop
 from .errors import InvalidRequest, ModelUnavailable, SynthesisFailed
 
 log = logging.getLogger(__name__)
@@ -153,10 +155,13 @@ def _read_state(path: Path) -> dict:
 class LoadedModel:
     """One variant on one device, with the calls the synthesis pipeline makes."""
 
-    def __init__(self, spec: VariantSpec, upstream, device: str):
+    def __init__(self, spec: VariantSpec, upstream, device: str, acceleration: Acceleration = Acceleration(),
+                 token_loop: SpeechTokenLoop | None = None):
         self.spec = spec
         self.upstream = upstream
         self.device = device
+        self.acceleration = acceleration
+        self.token_loop = token_loop
         self.sample_rate = upstream.sr
 
     @property
@@ -199,8 +204,8 @@ class LoadedModel:
         return T3Cond(speaker_emb=current.speaker_emb, cond_prompt_speech_tokens=current.cond_prompt_speech_tokens,
                       emotion_adv=exaggeration * torch.ones(1, 1, 1)).to(device=self.device)
 
-    def text_tokens(self, text: str, language: str | None, cfg: bool) -> torch.Tensor:
-        """Upstream's punctuation clean-up and tokenization, with start and stop tokens."""
+    def text_tokens(self, text: str, language: str | None) -> torch.Tensor:
+        """Upstream's punctuation clean-up and tokenization, with start and stop tokens: one row, no CFG copy."""
         model = self.upstream
         if self.spec.name == "chatterbox-turbo":
             from chatterbox.tts_turbo import punc_norm
@@ -214,14 +219,13 @@ class LoadedModel:
             from chatterbox.tts import punc_norm
 
             tokens = model.tokenizer.text_to_tokens(punc_norm(text))
-        tokens = tokens.to(self.device)
-        if cfg:
-            tokens = torch.cat([tokens, tokens], dim=0)
-        tokens = F.pad(tokens, (1, 0), value=model.t3.hp.start_text_token)
+        tokens = F.pad(tokens.to(self.device), (1, 0), value=model.t3.hp.start_text_token)
         return F.pad(tokens, (0, 1), value=model.t3.hp.stop_text_token)
 
-    def speech_tokens(self, text_tokens: torch.Tensor, t3_cond, sampling: Sampling) -> torch.Tensor:
-        """T3: text to speech tokens, sampled as upstream samples them; control tokens dropped."""
+    def speech_tokens(self, text_tokens: torch.Tensor, t3_cond, sampling: Sampling,
+                      cancelled: Callable[[], bool] = lambda: False) -> torch.Tensor:
+        """T3: text to speech tokens, sampled as upstream samples them; control tokens dropped. Only the studio's
+        token loop stops mid-chunk when `cancelled()` turns true."""
         from chatterbox.models.s3tokenizer import drop_invalid_tokens
 
         t3 = self.upstream.t3
@@ -231,10 +235,13 @@ class LoadedModel:
                                             top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,
                                             max_gen_len=sampling.max_new_tokens - 1)
                 return tokens[tokens < SPEECH_VOCAB]
-            tokens = t3.inference(t3_cond=t3_cond, text_tokens=text_tokens, max_new_tokens=sampling.max_new_tokens,
-                                  temperature=sampling.temperature, cfg_weight=sampling.cfg_weight,
-                                  repetition_penalty=sampling.repetition_penalty, min_p=sampling.min_p,
-                                  top_p=sampling.top_p)
+            if self.token_loop is not None:
+                tokens = self.token_loop(text_tokens, t3_cond, sampling, cancelled)
+            else:
+                tokens = t3.inference(t3_cond=t3_cond, text_tokens=torch.cat([text_tokens, text_tokens]),
+                                      max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
+                                      cfg_weight=sampling.cfg_weight, repetition_penalty=sampling.repetition_penalty,
+                                      min_p=sampling.min_p, top_p=sampling.top_p)
             tokens = drop_invalid_tokens(tokens[0])
             return tokens[tokens < SPEECH_VOCAB].to(self.device)
 
@@ -251,7 +258,8 @@ class LoadedModel:
                 wav, _ = s3gen.inference(speech_tokens=torch.cat([speech_tokens, silence]), ref_dict=conds.gen,
                                          n_cfm_timesteps=2)
             else:
-                wav, _ = s3gen.inference(speech_tokens=speech_tokens, ref_dict=conds.gen)
+                wav, _ = s3gen.inference(speech_tokens=speech_tokens, ref_dict=conds.gen,
+                                         n_cfm_timesteps=self.acceleration.flow_steps)
             wav = wav.squeeze(0).detach().cpu().numpy()
             marked = self.upstream.watermarker.apply_watermark(wav, sample_rate=self.sample_rate)
         return np.asarray(marked, dtype=np.float32)
@@ -266,10 +274,11 @@ class LoadedModel:
             torch.cuda.empty_cache()
 
 
-def load(spec: VariantSpec, directory: Path, device: str) -> LoadedModel:
-    """Build `spec` from the files in `directory` onto `device`."""
+def load(spec: VariantSpec, directory: Path, device: str, acceleration: Acceleration = Acceleration()) -> LoadedModel:
+    """Build `spec` from the files in `directory` onto `device`, accelerated as asked."""
     try:
         upstream = _load_upstream(spec, directory, device)
+        token_loop = apply_acceleration(upstream, acceleration, llama_t3=spec.name == "chatterbox")
     except ModelUnavailable:
         raise
     except Exception as error:  # any failure to build the model from these files means the checkpoint is unusable
@@ -277,7 +286,7 @@ def load(spec: VariantSpec, directory: Path, device: str) -> LoadedModel:
             f"Could not load {spec.name} from {directory}: {error.__class__.__name__}: {str(error)[:300]}. "
             f"Check that the folder holds an intact Chatterbox checkpoint."
         ) from None
-    return LoadedModel(spec, upstream, device)
+    return LoadedModel(spec, upstream, device, acceleration, token_loop)
 
 
 def _quiet_sampling_bars() -> None:

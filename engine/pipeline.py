@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from . import audio, text as text_prep
+from .acceleration import plan
 from .config import EngineConfig
 from .errors import InvalidAudio, InvalidRequest, ModelUnavailable
 from .models import VARIANTS, LoadedModel, Sampling, load, locate_weights, resolve_device, token_budget
@@ -30,6 +31,7 @@ class Synthesizer:
         self.model: LoadedModel | None = None
         self.cache = ConditionalsCache(config.voice_cache_size)
         self.device = resolve_device(config.device)
+        self.acceleration = plan(config.precision, self.device, config.flow_steps)
 
     def model_for(self, name: str | None) -> LoadedModel:
         """The loaded variant `name`, loading it (and freeing any other) on first use."""
@@ -39,8 +41,8 @@ class Synthesizer:
         try:
             directory = locate_weights(spec, self.config.checkpoint_dir, self.status)
             self.unload()
-            self.status(f"Loading {spec.name} on {self.device}…")
-            self.model = load(spec, directory, self.device)
+            self.status(f"Loading {spec.name} on {self.device} ({self.acceleration.describe()})…")
+            self.model = load(spec, directory, self.device, self.acceleration)
         except ModelUnavailable as error:
             self.status(f"Could not load {spec.name}: {error.message} The next request tries again.")
             raise
@@ -78,9 +80,7 @@ class Synthesizer:
             torch.manual_seed((seed + index) % (MAX_SEED + 1))
             sampling = Sampling(request.temperature, request.top_p, request.min_p, request.repetition_penalty,
                                 request.cfg_weight, token_budget(chunk.text, cap))
-            tokens = model.speech_tokens(
-                model.text_tokens(chunk.text, request.language, cfg=request.cfg_weight > 0), t3_cond, sampling
-            )
+            tokens = model.speech_tokens(model.text_tokens(chunk.text, request.language), t3_cond, sampling, cancelled)
             if cancelled():
                 return
             wav = audio.time_stretch(model.vocode(tokens, conds), model.sample_rate, request.speed)

@@ -1,0 +1,90 @@
+"""How the loaded model computes: exactly as upstream does, or faster at a small, documented cost in precision.
+
+exact: float32 throughout and upstream's own 10 flow-matching steps; speech tokens and audio equal upstream's for
+       the same seed (the parity test pins this).
+fast:  the English model samples in the studio's own token loop (engine/decoding.py); on x86 CPUs, T3's linear layers run as int8 with per-channel weight scales (dynamic quantization); where the
+       hardware computes bfloat16 natively (recent x86 CPUs, CUDA GPUs), S3Gen's flow estimator runs in bfloat16
+       while the flow's state stays float32; S3Gen takes 5 flow-matching steps instead of 10. Output stays
+       deterministic per seed.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from .decoding import SpeechTokenLoop
+
+PRECISIONS = ("fast", "exact")
+UPSTREAM_FLOW_STEPS = 10
+FAST_FLOW_STEPS = 5
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """What one load of the model does differently from upstream."""
+
+    token_loop: bool = False
+    int8_t3: bool = False
+    bf16_flow: bool = False
+    flow_steps: int = UPSTREAM_FLOW_STEPS
+
+    def describe(self) -> str:
+        changes = [name for name, on in (("own token loop", self.token_loop), ("int8 T3", self.int8_t3),
+                                          ("bfloat16 flow", self.bf16_flow)) if on]
+        if self.flow_steps != UPSTREAM_FLOW_STEPS:
+            changes.append(f"{self.flow_steps} flow steps")
+        return ", ".join(changes) or "exact (as upstream)"
+
+
+def plan(precision: str, device: str, flow_steps: int | None = None) -> Acceleration:
+    """The acceleration `precision` asks for, limited to what `device` does well."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
+    fast = precision == "fast"
+    steps = flow_steps or (FAST_FLOW_STEPS if fast else UPSTREAM_FLOW_STEPS)
+    return Acceleration(token_loop=fast, int8_t3=fast and _int8_cpu(device), bf16_flow=fast and _native_bf16(device), flow_steps=steps)
+
+
+def _int8_cpu(device: str) -> bool:
+    return device == "cpu" and "fbgemm" in torch.backends.quantized.supported_engines
+
+
+def _native_bf16(device: str) -> bool:
+    if device.startswith("cuda"):
+        return torch.cuda.is_bf16_supported()
+    if device == "cpu":
+        checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+        return any(check is not None and check() for check in checks)
+    return False
+
+
+def apply(upstream, acceleration: Acceleration, llama_t3: bool) -> SpeechTokenLoop | None:
+    """Change the loaded upstream model in place as `acceleration` says; the studio's token loop for it, if any."""
+    head = upstream.t3.speech_head
+    if acceleration.int8_t3:
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        int8 = {torch.nn.Linear: per_channel_dynamic_qconfig}
+        quantize_dynamic(upstream.t3.tfmr, int8, inplace=True)
+        head = quantize_dynamic(torch.nn.Sequential(copy.deepcopy(head)), int8)
+    if acceleration.bf16_flow:
+        decoder = upstream.s3gen.flow.decoder
+        decoder.estimator = Bfloat16Estimator(decoder.estimator)
+    return SpeechTokenLoop(upstream.t3, head) if acceleration.token_loop and llama_t3 else None
+
+
+class Bfloat16Estimator(torch.nn.Module):
+    """The flow estimator computed in bfloat16. It reports float32, so upstream keeps the flow's state in float32."""
+
+    dtype = torch.float32
+
+    def __init__(self, estimator: torch.nn.Module):
+        super().__init__()
+        self.inner = estimator.to(torch.bfloat16)
+
+    def forward(self, x, **inputs):
+        cast = {k: v.bfloat16() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
+        return self.inner(x.bfloat16(), **cast).float()
