@@ -217,7 +217,6 @@ def serve(args: argparse.Namespace) -> int:
     """The studio: one server for the browser UI, Gradio's API and the HTTP API."""
     import api
     import ui
-    from api.guard import install
     from engine import EngineError
 
     settings, generated = with_key(Settings.from_args(args))
@@ -234,7 +233,7 @@ def serve(args: argparse.Namespace) -> int:
               flush=True)
     if warning := exposure_warning(settings):
         print(warning, file=sys.stderr, flush=True)
-    app, _, _ = demo.launch(
+    demo.launch(
         server_name=settings.host,
         server_port=settings.port,
         share=settings.share,
@@ -244,7 +243,6 @@ def serve(args: argparse.Namespace) -> int:
         prevent_thread_lock=True,
         **launch_options(settings),
     )
-    install(app, settings)
     demo.block_thread()
     return 0
 

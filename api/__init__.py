@@ -12,6 +12,7 @@ from engine import Engine
 
 from . import catalog, socket, speech, voices
 from .errors import EXCEPTION_HANDLERS
+from .guard import guarded_lifespan
 
 DESCRIPTION = ("OpenAI-compatible text to speech with Chatterbox voice cloning, a voice library and streaming. "
                "See the README for examples.")
@@ -29,8 +30,10 @@ def routes(engine: Engine, settings) -> list:
 
 
 def app_kwargs(engine: Engine, settings) -> dict[str, Any]:
-    """What `demo.launch(app_kwargs=...)` needs so the one server also serves these routes and /docs."""
+    """What `demo.launch(app_kwargs=...)` needs so the one server also serves these routes and /docs, behind the
+    guard from its first request on."""
     return {
+        "lifespan": guarded_lifespan(settings),
         "routes": routes(engine, settings),
         "exception_handlers": dict(EXCEPTION_HANDLERS),
         "docs_url": "/docs",

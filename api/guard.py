@@ -1,15 +1,17 @@
 """The API's outer guard, ahead of Gradio's own middleware: CORS, a per-client rate limit, and body size.
 
-Each is checked before a request body is read, so an oversized upload is refused without being received.
+Each is checked before a request body is read, so an oversized upload with a Content-Length is refused without being
+received; a body sent in chunks without one is counted as it arrives and refused once it passes the limit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
 from collections import defaultdict, deque
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
@@ -69,7 +71,7 @@ class ApiGuard:
         if refusal is not None:
             await response(refusal)(scope, receive, send)
             return
-        await self.app(scope, receive, self._with_cors(send, origin))
+        await BodyLimit(self.max_body, self._too_large())(self.app, scope, receive, self._with_cors(send, origin))
 
     def _refusal(self, scope: Scope, headers: Headers) -> ApiError | None:
         if scope["path"] != "/health" and (wait := self.limiter.wait_seconds((scope.get("client") or ("?",))[0])):
@@ -77,9 +79,12 @@ class ApiGuard:
                             "rate_limited", "rate_limit_error", {"Retry-After": str(wait)})
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:
-            return ApiError(413, f"The request body is larger than {self.max_upload_mb} MB; send a shorter clip "
-                                 f"(10 s is plenty).", None, "file_too_large", headers={"Connection": "close"})
+            return self._too_large()
         return None
+
+    def _too_large(self) -> ApiError:
+        return ApiError(413, f"The request body is larger than {self.max_upload_mb} MB; send a shorter clip "
+                             f"(10 s is plenty).", None, "file_too_large", headers={"Connection": "close"})
 
     def _preflight(self, origin: str, headers: Headers) -> PlainTextResponse:
         if origin not in self.origins:
@@ -105,7 +110,59 @@ class ApiGuard:
         return guarded
 
 
+class BodyTooLarge(Exception):
+    """Raised into the route reading a body that has passed the limit."""
+
+
+class BodyLimit:
+    """One request whose body is counted as it is received: past `limit` bytes the route's reading fails, and
+    whatever it would have answered is replaced by the 413 `refusal`."""
+
+    def __init__(self, limit: int, refusal: ApiError):
+        self.limit = limit
+        self.refusal = refusal
+        self.received = 0
+        self.exceeded = False
+        self.started = False
+
+    async def __call__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        async def counted() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                self.received += len(message.get("body", b""))
+                if self.received > self.limit:
+                    self.exceeded = True
+                    raise BodyTooLarge()
+            return message
+
+        async def replaced(message: Message) -> None:
+            if not self.exceeded:
+                self.started = True
+                await send(message)
+            elif not self.started:
+                self.started = True
+                await response(self.refusal)(scope, receive, send)
+
+        try:
+            await app(scope, counted, replaced)
+        except Exception:
+            if not self.exceeded:  # the route's failure to read a refused body is expected; any other is not
+                raise
+        if self.exceeded and not self.started:
+            await response(self.refusal)(scope, receive, send)
+
+
 def install(app, settings) -> None:
     """Put the guard outermost on `app`, ahead of middleware Gradio added, and rebuild its middleware stack."""
     app.user_middleware.insert(0, Middleware(ApiGuard, settings=settings))
     app.middleware_stack = app.build_middleware_stack()
+
+
+def guarded_lifespan(settings) -> Callable:
+    """A lifespan that installs the guard as the server starts, before it accepts its first connection."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app) -> AsyncIterator[None]:
+        install(app, settings)
+        yield
+
+    return lifespan

@@ -1,6 +1,7 @@
 """Turning an engine Job into an HTTP answer: one file, chunked audio, or server-sent events.
 
-The job is iterated in worker threads, never on the event loop; when the client goes away the job is cancelled.
+The job is iterated in worker threads, never on the event loop; when the client goes away, whether it was waiting
+for a whole file or reading a stream, the job is cancelled.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import AsyncIterator, Iterator, TypeVar
 
 import anyio
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from engine import AudioChunk, EngineError, InvalidRequest, Job, SynthesisFailed
-from engine.audio import FORMATS, StreamEncoder, encode, join
+from engine.audio import FORMATS, StreamEncoder, encode
 
-from .errors import body, from_engine
+from .errors import body, from_engine, response
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +32,49 @@ def respond(job: Job, fmt: str, stream_format: str | None) -> Response:
     """The answer for `job`: a whole file (no stream_format, or flac), chunked audio, or SSE events."""
     headers = job_headers(job)
     if stream_format is None or (stream_format == "audio" and fmt == "flac"):
-        clip = join(list(job))
-        return Response(encode(clip.samples, clip.sample_rate, fmt), media_type=FORMATS[fmt][0], headers=headers)
+        return WholeFile(job, fmt, headers)
     first, rest = _started(job)
     if stream_format == "sse":
         return StreamingResponse(relay(job, _sse(first, rest, fmt, job.request.text)), media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache"})
     return StreamingResponse(relay(job, _encoded(job, first, rest, fmt)), media_type=FORMATS[fmt][0],
                              headers=headers)
+
+
+class WholeFile(Response):
+    """The whole clip as one file, made while the client waits; a client that hangs up first cancels the job."""
+
+    def __init__(self, job: Job, fmt: str, headers: dict[str, str]):
+        super().__init__(media_type=FORMATS[fmt][0], headers=headers)
+        self.job, self.fmt, self.job_headers = job, fmt, headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hung_up = anyio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            hung_up.set()
+            self.job.cancel()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            outcome = await anyio.to_thread.run_sync(self._clip_or_error)
+            group.cancel_scope.cancel()
+        if hung_up.is_set():
+            return
+        if isinstance(outcome, EngineError):
+            answer = response(from_engine(outcome))
+        else:
+            answer = Response(encode(outcome.samples, outcome.sample_rate, self.fmt), media_type=self.media_type,
+                              headers=self.job_headers)
+        await answer(scope, receive, send)
+
+    def _clip_or_error(self) -> AudioChunk | EngineError:
+        try:
+            return self.job.result()
+        except EngineError as error:
+            return error
 
 
 def check_streamable(fmt: str) -> None:

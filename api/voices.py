@@ -6,7 +6,7 @@ import json
 import mimetypes
 
 from fastapi import APIRouter, File, Form, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
 from engine import LANGUAGES, Engine, InvalidRequest, SavedVoice, SynthesisRequest
 from engine.audio import MODEL_SAMPLE_RATE, decode
@@ -69,11 +69,12 @@ def build_router(engine: Engine, settings) -> APIRouter:
                             settings.temporary_voice_seconds if temporary else None)
         return speaker(voice)
 
-    @router.get("/api/speakers/{voice_id}/audio", response_class=FileResponse)
-    def speaker_audio(voice_id: str) -> FileResponse:
+    @router.get("/api/speakers/{voice_id}/audio", response_class=Response,
+                responses={200: {"content": {"audio/*": {}}, "description": "the clip as it was uploaded"}})
+    def speaker_audio(voice_id: str) -> Response:
         """The voice's reference clip, as it was uploaded."""
-        path = library.clip_path(voice_id)
-        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        return Response(library.clip(voice_id),
+                        media_type=mimetypes.guess_type(voice_id)[0] or "application/octet-stream")
 
     @router.delete("/api/speakers/{voice_id}")
     def delete_speaker(voice_id: str) -> dict:

@@ -85,12 +85,12 @@ class VoiceLibrary:
         return voice
 
     def clip(self, voice_id: str) -> bytes:
+        """The voice's clip; NotFound also when the voice is deleted between the lookup and the read."""
         self.get(voice_id)
-        return (self.directory / voice_id).read_bytes()
-
-    def clip_path(self, voice_id: str) -> Path:
-        self.get(voice_id)
-        return self.directory / voice_id
+        try:
+            return (self.directory / voice_id).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"There is no library voice '{voice_id}'; it was just deleted.", "voice") from None
 
     def add(self, filename: str, clip: bytes, name: str | None = None, language: str | None = None,
             settings: dict | None = None, ttl_seconds: float | None = None) -> SavedVoice:

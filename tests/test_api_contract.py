@@ -32,6 +32,9 @@ class FakeJob:
     def __iter__(self):
         raise self.error
 
+    def result(self):
+        raise self.error
+
     def cancel(self) -> None:
         self.cancelled = True
 

@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import av
 import numpy as np
@@ -121,16 +122,29 @@ def test_sse_deltas_come_before_the_job_finishes(studio):
     assert len(samples) / RATE > 2 * SHORTEST
 
 
+def idle_health(studio: str) -> dict:
+    """/health once the engine has nothing running."""
+    while (health := requests.get(f"{studio}/health", timeout=10).json())["busy"]:
+        time.sleep(0.2)
+    return health
+
+
 def test_client_disconnect_cancels_the_rest(studio):
     text = " ".join(f"Sentence number {n} is here." for n in range(5))
-    cancelled_before = requests.get(f"{studio}/health", timeout=10).json()["cancelled_jobs"]
+    cancelled_before = idle_health(studio)["cancelled_jobs"]
     with requests.post(f"{studio}/api/generate_tts_stream", json={"text": text, "response_format": "pcm"},
                        stream=True, timeout=TIMEOUT) as response:
         assert response.status_code == 200
         next(response.iter_content(chunk_size=None))
-    while (health := requests.get(f"{studio}/health", timeout=10).json())["busy"]:
-        time.sleep(0.2)
-    assert health["cancelled_jobs"] == cancelled_before + 1  # it stopped before its last sentence
+    assert idle_health(studio)["cancelled_jobs"] == cancelled_before + 1  # it stopped before its last sentence
+
+
+def test_a_client_that_hangs_up_before_its_whole_file_is_ready_cancels_it(studio):
+    text = " ".join(f"Sentence number {n} is here." for n in range(8))
+    cancelled_before = idle_health(studio)["cancelled_jobs"]
+    with pytest.raises(requests.ReadTimeout):
+        requests.post(f"{studio}/v1/audio/speech", json={"input": text, "response_format": "wav"}, timeout=(30, 1.5))
+    assert idle_health(studio)["cancelled_jobs"] == cancelled_before + 1
 
 
 def test_clone_in_one_call(studio, reference_clip):
@@ -177,6 +191,33 @@ def test_voice_object_form_and_temporary_voices(studio, reference_clip):
     silent = requests.post(f"{studio}/api/create_speaker", timeout=TIMEOUT,
                            files={"file": ("quiet.wav", audio.encode(np.zeros(RATE * 3, np.float32), RATE, "wav"))})
     assert_error(silent, 400, "voice")
+
+
+def test_one_voice_created_deleted_and_fetched_at_once_is_whole_or_absent(studio, reference_clip):
+    ids = ["race.mp3", "race_2.mp3", "race_3.mp3"]
+
+    def create(n: int) -> requests.Response:
+        return requests.post(f"{studio}/api/create_speaker", files={"file": ("race.mp3", reference_clip)},
+                             data={"name": f"race {n}"}, timeout=TIMEOUT)
+
+    def delete(n: int) -> requests.Response:
+        return requests.delete(f"{studio}/api/speakers/{ids[n % len(ids)]}", timeout=TIMEOUT)
+
+    def fetch(n: int) -> requests.Response:
+        return requests.get(f"{studio}/api/speakers/{ids[n % len(ids)]}/audio", timeout=TIMEOUT)
+
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        calls = [(kind, pool.submit(kind, n)) for n in range(6) for kind in (create, delete, fetch)]
+        answers = [(kind, future.result()) for kind, future in calls]
+    for kind, answer in answers:
+        assert answer.status_code in ((200,) if kind is create else (200, 404)), answer.text
+        if kind is fetch and answer.status_code == 200:
+            assert answer.content == reference_clip  # never a half-written clip
+    left = [v for v in requests.get(f"{studio}/api/speakers", timeout=10).json()["speakers"]
+            if v["name"].startswith("race ")]
+    for voice in left:
+        assert requests.get(f"{studio}/api/speakers/{voice['id']}/audio", timeout=10).content == reference_clip
+        assert requests.delete(f"{studio}/api/speakers/{voice['id']}", timeout=10).status_code == 200
 
 
 def test_websocket_streams_chunks_progress_and_done(studio):

@@ -11,6 +11,8 @@ import string
 
 import numpy as np
 import pytest
+import schemathesis
+from schemathesis import GenerationMode
 import soundfile as sf
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -18,7 +20,7 @@ from hypothesis import HealthCheck, given, settings as fuzz_settings, strategies
 
 import api
 import app
-from api.guard import ApiGuard, RateLimiter, install
+from api.guard import ApiGuard, RateLimiter
 from engine import AudioChunk, EngineConfig, SynthesisRequest, VoiceLibrary, audio
 from settings import Settings
 from tools.random_checkpoint import synthetic_voice
@@ -38,9 +40,8 @@ def assert_error(response, status: int, param: str | None) -> dict:
 
 @pytest.fixture(scope="module")
 def http(engine) -> TestClient:
-    application = FastAPI(**api.app_kwargs(engine, LIMITS))
-    install(application, LIMITS)
-    return TestClient(application)
+    with TestClient(FastAPI(**api.app_kwargs(engine, LIMITS))) as client:  # starting it installs the guard
+        yield client
 
 
 SPEECH_CASES = [
@@ -188,14 +189,12 @@ def test_rate_limit_counts_per_client_and_says_when_to_retry():
 
 def test_rate_limited_api_answers_429_with_retry_after(engine):
     limited = Settings(rate_limit=2)
-    application = FastAPI(**api.app_kwargs(engine, limited))
-    install(application, limited)
-    client = TestClient(application)
-    assert [client.get("/v1/models").status_code for _ in range(2)] == [200, 200]
-    refused = client.get("/v1/models")
-    assert_error(refused, 429, None)
-    assert 0 < int(refused.headers["retry-after"]) <= 60
-    assert client.get("/health").status_code == 200  # monitors are never limited
+    with TestClient(FastAPI(**api.app_kwargs(engine, limited))) as client:
+        assert [client.get("/v1/models").status_code for _ in range(2)] == [200, 200]
+        refused = client.get("/v1/models")
+        assert_error(refused, 429, None)
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        assert client.get("/health").status_code == 200  # monitors are never limited
 
 
 def test_cors_is_closed_unless_the_origin_is_configured(http):
@@ -235,7 +234,10 @@ class InstantJob:
         self.request = request
 
     def __iter__(self):
-        yield AudioChunk(RATE, np.zeros(480, np.float32))
+        yield self.result()
+
+    def result(self) -> AudioChunk:
+        return AudioChunk(RATE, np.zeros(480, np.float32))
 
     def cancel(self) -> None:
         pass
@@ -258,7 +260,8 @@ BODIES = st.fixed_dictionaries({}, optional={name: st.one_of(ANY_VALUE, LIKELY.g
 @pytest.fixture(scope="module")
 def instant(tmp_path_factory) -> TestClient:
     library = VoiceLibrary(tmp_path_factory.mktemp("fuzz-voices"))
-    return TestClient(FastAPI(**api.app_kwargs(InstantEngine(library), LIMITS)))
+    with TestClient(FastAPI(**api.app_kwargs(InstantEngine(library), LIMITS))) as client:
+        yield client
 
 
 @fuzz_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -277,3 +280,27 @@ def test_fuzzed_voice_ids_are_found_or_404(instant, voice_id):
 
     response = instant.get(f"/api/speakers/{quote(voice_id, safe='')}/audio")
     assert response.status_code in (404, 405), response.text
+
+
+# Schema-driven: every operation in the studio's own OpenAPI document, with paths, queries, bodies and forms made
+# from its schema, both fitting it and breaking it.
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["fitting", "breaking"])
+def test_every_route_answers_generated_requests_without_a_server_error(instant, mode):
+    schema = schemathesis.openapi.from_asgi("/openapi.json", instant.app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 12
+    if mode is GenerationMode.NEGATIVE:  # free-text path parameters cannot break their schema; bodies can
+        operations = [op for op in operations if op.body]
+        assert len(operations) >= 4
+
+    for operation in operations:
+        @fuzz_settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def answers_cleanly(case):
+            response = case.call()
+            assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text[:300]}"
+            if response.status_code >= 400:
+                assert set(response.json()["error"]) == {"message", "type", "param", "code"}, response.text[:300]
+
+        answers_cleanly()

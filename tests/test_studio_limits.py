@@ -72,6 +72,37 @@ def test_an_oversized_upload_is_refused_before_it_is_sent(keyed):
     assert answer.startswith("HTTP/1.1 413") and "larger than 1 MB" in answer
 
 
+def test_an_upload_sent_in_chunks_is_refused_once_it_passes_the_limit(keyed):
+    """No Content-Length to check up front: the body is counted as it arrives, and the route never sees it."""
+    address = urlparse(keyed)
+    saved_before = requests.get(f"{keyed}/api/speakers", headers=AUTH, timeout=30).json()["speakers"]
+    piece = b"x" * 65536
+    with socket.create_connection((address.hostname, address.port), timeout=30) as raw:
+        raw.sendall(f"POST /api/create_speaker HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {KEY}\r\n"
+                    f"Content-Type: multipart/form-data; boundary=x\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        part = b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+        raw.sendall(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        answer = b""
+        try:
+            for _ in range(2 * 1024 * 1024 // len(piece)):  # 2 MB offered, past the 1 MB limit
+                raw.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                raw.settimeout(0.01)
+                try:
+                    answer += raw.recv(65536)
+                except TimeoutError:
+                    pass
+                raw.settimeout(30)
+                if answer:
+                    break
+            while piece := raw.recv(65536):
+                answer += piece
+        except (BrokenPipeError, ConnectionResetError):  # the studio answered and closed mid-upload
+            pass
+    answer = answer.decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 413") and "larger than 1 MB" in answer, answer[:300]
+    assert requests.get(f"{keyed}/api/speakers", headers=AUTH, timeout=30).json()["speakers"] == saved_before
+
+
 def test_file_serving_reaches_no_project_or_library_file(keyed):
     session = requests.Session()
     session.post(f"{keyed}/login", data={"username": "me", "password": KEY}, timeout=30)
