@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from types import SimpleNamespace
 
 import gradio as gr
@@ -57,6 +59,18 @@ def test_the_desks_temporary_files_are_removed(tmp_path):
     (desk.takes_dir / "take-1.wav").write_bytes(b"RIFF")
     desk.remove_takes()  # what runs at exit, or when the desk is dropped
     assert not desk.takes_dir.exists()
+
+
+def test_scratch_files_older_than_a_day_are_swept(tmp_path):
+    desk = _handlers(tmp_path)
+    old, fresh = desk.takes_dir / "take-1.wav", desk.takes_dir / "api-2-seed7.mp3"
+    for path in (old, fresh):
+        path.write_bytes(b"RIFF")
+    a_day_ago = time.time() - handlers.SCRATCH_MAX_AGE_SECONDS - 60
+    os.utime(old, (a_day_ago, a_day_ago))
+    desk.sweep_scratch()
+    assert not old.exists() and fresh.exists()
+    desk.remove_takes()
 
 
 def _handlers(tmp_path) -> handlers.Handlers:

@@ -8,7 +8,8 @@ import gradio as gr
 from engine import MODELS, PARAMETER_RANGES, Engine, audio
 
 from .dataset_tab import build_dataset_tab
-from .handlers import DOWNLOAD_FORMATS, LANGUAGE_CHOICES, PARAMS, STREAMING, Handlers, random_seed
+from .handlers import (DOWNLOAD_FORMATS, LANGUAGE_CHOICES, PARAMS, SCRATCH_MAX_AGE_SECONDS, STREAMING, Handlers,
+                       random_seed)
 
 PRIVATE = {"api_visibility": "private"}
 
@@ -43,7 +44,7 @@ def _slider(name: str, **kwargs) -> gr.Slider:
 def build_desk(engine: Engine, settings) -> gr.Blocks:
     """The Blocks app: the desk, the API tab, and Gradio API endpoints /synthesize, /voices and /presets."""
     h = Handlers(engine, settings, settings.presets_dir)
-    with gr.Blocks(title="Chatterbox Studio") as desk:
+    with gr.Blocks(title="Chatterbox Studio", delete_cache=(3600, SCRATCH_MAX_AGE_SECONDS)) as desk:
         takes = gr.State([])
         gr.Markdown("# Chatterbox Studio\nType, give a voice (record or upload 5–10 s of speech), "
                     "move the sliders, listen.")

@@ -6,6 +6,7 @@ import itertools
 import random
 import shutil
 import tempfile
+import time
 import weakref
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,11 @@ def readable_errors() -> Iterator[None]:
         raise gr.Error(error.message) from None
 
 
+# Takes, trimmed clips and API results older than this leave the desk's scratch folder (and Gradio's cache), so a
+# studio left running does not fill the disk; a take in an open tab's history replays for this long.
+SCRATCH_MAX_AGE_SECONDS = 24 * 3600
+
+
 def seed_value(seed: float | None) -> int | None:
     """The seed box's value as a request seed: empty or negative means a new random seed."""
     return None if seed is None or seed == "" or seed < 0 else int(seed)
@@ -58,6 +64,16 @@ class Handlers:
         self.remove_takes = weakref.finalize(self, shutil.rmtree, self.takes_dir, ignore_errors=True)  # also at exit
         self._jobs: dict[str, Job] = {}
         self._numbers = itertools.count(1)
+
+    def sweep_scratch(self) -> None:
+        """Remove the scratch files older than SCRATCH_MAX_AGE_SECONDS."""
+        cutoff = time.time() - SCRATCH_MAX_AGE_SECONDS
+        for path in self.takes_dir.iterdir():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except FileNotFoundError:  # swept by a concurrent request
+                pass
 
     def engine_status(self) -> str:
         status = self.engine.status()
@@ -184,6 +200,7 @@ class Handlers:
 
     def _write(self, clip: audio.AudioChunk, number: int, fmt: str) -> tuple[Path, Path]:
         """The take as a wav for the player and a file in the chosen format for download."""
+        self.sweep_scratch()
         player = self.takes_dir / f"take-{number}.wav"
         player.write_bytes(audio.encode(clip.samples, clip.sample_rate, "wav"))
         download = self.takes_dir / f"take-{number}.{audio.FORMATS[fmt][1]}"
@@ -273,6 +290,7 @@ class Handlers:
             synthesis = self.request(text, reference, voice_id, self._values(params, seed, language, model))
             job = self.engine.submit(synthesis)
             whole = job.result()
+        self.sweep_scratch()
         path = self.takes_dir / f"api-{next(self._numbers)}-seed{job.seed}.{audio.FORMATS[fmt][1]}"
         path.write_bytes(audio.encode(whole.samples, whole.sample_rate, fmt))
         return str(path)
