@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import secrets
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -233,6 +234,7 @@ def serve(args: argparse.Namespace) -> int:
               flush=True)
     if warning := exposure_warning(settings):
         print(warning, file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, exit_on_terminate)
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -245,6 +247,12 @@ def serve(args: argparse.Namespace) -> int:
     )
     demo.block_thread()
     return 0
+
+
+def exit_on_terminate(signum, frame) -> None:
+    """SIGTERM (a service manager, a container or a Space stopping the studio) exits as Ctrl+C does, so the exit
+    handlers run and the scratch folder is removed."""
+    sys.exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,8 +60,9 @@ def studio_env(**extra: str) -> dict:
 
 
 @contextmanager
-def running_studio(checkpoint: Path, tmp_path_factory, *flags: str) -> Iterator[str]:
-    """`python app.py` on a free loopback port with `flags`; yields its base URL, stops it afterwards."""
+def running_studio(checkpoint: Path, tmp_path_factory, *flags: str, **env: str) -> Iterator[str]:
+    """`python app.py` on a free loopback port with `flags` and `env`; yields its base URL, stops it (SIGTERM)
+    afterwards."""
     port = free_port()
     data_dir = tmp_path_factory.mktemp("studio-data")
     log_path = tmp_path_factory.mktemp("studio-log") / "studio.log"
@@ -69,7 +70,7 @@ def running_studio(checkpoint: Path, tmp_path_factory, *flags: str) -> Iterator[
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py"), "--no-browser", "--port", str(port), "--device", "cpu",
              "--checkpoint-dir", str(checkpoint), "--data-dir", str(data_dir), *flags],
-            cwd=ROOT, env=studio_env(), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=studio_env(**env), stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

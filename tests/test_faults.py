@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, TEST_CHUNK_TOKENS
+from conftest import ROOT, TEST_CHUNK_TOKENS, running_studio
 from engine import (Engine, EngineConfig, ModelUnavailable, SynthesisFailed, SynthesisRequest, Voice, VoiceLibrary,
                     audio)
 from settings import Settings
@@ -88,6 +88,13 @@ def test_once_the_checkpoint_is_mended_the_next_request_loads_it(tiny_checkpoint
         assert studio.status()["model"] == "chatterbox"
     finally:
         studio.close()
+
+
+def test_a_studio_stopped_with_sigterm_removes_its_scratch_folder(tiny_checkpoint, tmp_path_factory):
+    temp = tmp_path_factory.mktemp("temp")
+    with running_studio(tiny_checkpoint, tmp_path_factory, TMPDIR=str(temp)):
+        assert list(temp.glob("chatterbox-takes-*"))
+    assert not list(temp.glob("chatterbox-takes-*"))
 
 
 SAVER = """
