@@ -1,5 +1,6 @@
 """In-process audio codecs: every format encodes and decodes without a system ffmpeg."""
 
+import av
 import numpy as np
 import pytest
 
@@ -43,9 +44,23 @@ def test_decode_resamples_stereo_96k_to_mono():
     assert decoded.ndim == 1 and abs(len(decoded) - 24000) < 100
 
 
-def test_decode_reads_only_what_is_needed():
-    long_clip = audio.encode(np.tile(CLIP, 30), 24000, "mp3")
+def test_decode_reads_only_what_is_needed(monkeypatch):
+    long_clip = audio.encode(np.tile(CLIP, 30), 24000, "mp3")  # a minute
+    resampled, real_resampler = [], av.AudioResampler
+
+    class CountingResampler:
+        """Wraps PyAV's resampler (which cannot be subclassed), counting the samples it is given."""
+
+        def __init__(self, **options):
+            self.inner = real_resampler(**options)
+
+        def resample(self, frame):
+            resampled.append(frame.samples if frame is not None else 0)
+            return self.inner.resample(frame)
+
+    monkeypatch.setattr(audio.av, "AudioResampler", CountingResampler)
     assert len(audio.decode(long_clip, 16000, max_seconds=3.0)) == 3 * 16000
+    assert sum(resampled) < 4 * 24000  # about 3 s of the minute were decoded
 
 
 @pytest.mark.parametrize("data", [b"", b"this is not audio" * 50])
