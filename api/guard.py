@@ -56,7 +56,8 @@ class ApiGuard:
         self.origins = set(settings.cors_origins)
         self.limiter = RateLimiter(settings.rate_limit)
         self.max_body = settings.max_upload_mb * 1024 * 1024 + BODY_SLACK_BYTES
-        self.max_upload_mb = settings.max_upload_mb
+        self.too_large = ApiError(413, f"The request body is larger than {settings.max_upload_mb} MB; send a shorter "
+                                       f"clip (10 s is plenty).", None, "file_too_large", headers={"Connection": "close"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIXES):
@@ -71,7 +72,7 @@ class ApiGuard:
         if refusal is not None:
             await response(refusal)(scope, receive, send)
             return
-        await BodyLimit(self.max_body, self._too_large())(self.app, scope, receive, self._with_cors(send, origin))
+        await BodyLimit(self.max_body, self.too_large)(self.app, scope, receive, self._with_cors(send, origin))
 
     def _refusal(self, scope: Scope, headers: Headers) -> ApiError | None:
         if scope["path"] != "/health" and (wait := self.limiter.wait_seconds((scope.get("client") or ("?",))[0])):
@@ -79,12 +80,8 @@ class ApiGuard:
                             "rate_limited", "rate_limit_error", {"Retry-After": str(wait)})
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:
-            return self._too_large()
+            return self.too_large
         return None
-
-    def _too_large(self) -> ApiError:
-        return ApiError(413, f"The request body is larger than {self.max_upload_mb} MB; send a shorter clip "
-                             f"(10 s is plenty).", None, "file_too_large", headers={"Connection": "close"})
 
     def _preflight(self, origin: str, headers: Headers) -> PlainTextResponse:
         if origin not in self.origins:
