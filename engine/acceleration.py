@@ -2,7 +2,10 @@
 
 exact: float32 throughout and upstream's own 10 flow-matching steps; speech tokens and audio equal upstream's for
        the same seed (the parity test pins this).
-fast:  the English model samples in the studio's own token loop (engine/decoding.py); on x86 CPUs, T3's linear layers run as int8 with per-channel weight scales (dynamic quantization); where the
+fast:  the English model samples in the studio's own token loop (engine/decoding.py), which decodes up to four
+       chunks of a long text together (the first alone, so it plays sooner); on x86 CPUs, T3's linear layers run
+       as int8 with per-channel weight scales (dynamic quantization), on CUDA GPUs in bfloat16 (sampling stays
+       float32); where the
        hardware computes bfloat16 natively (recent x86 CPUs, CUDA GPUs), S3Gen's flow estimator runs in bfloat16
        while the flow's state stays float32; S3Gen takes 5 flow-matching steps instead of 10. Output stays
        deterministic per seed.
@@ -20,6 +23,7 @@ from .decoding import SpeechTokenLoop
 PRECISIONS = ("fast", "exact")
 UPSTREAM_FLOW_STEPS = 10
 FAST_FLOW_STEPS = 5
+FAST_CHUNK_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -28,14 +32,18 @@ class Acceleration:
 
     token_loop: bool = False
     int8_t3: bool = False
+    bf16_t3: bool = False
     bf16_flow: bool = False
     flow_steps: int = UPSTREAM_FLOW_STEPS
+    chunk_batch: int = 1
 
     def describe(self) -> str:
         changes = [name for name, on in (("own token loop", self.token_loop), ("int8 T3", self.int8_t3),
-                                          ("bfloat16 flow", self.bf16_flow)) if on]
+                                          ("bfloat16 T3", self.bf16_t3), ("bfloat16 flow", self.bf16_flow)) if on]
         if self.flow_steps != UPSTREAM_FLOW_STEPS:
             changes.append(f"{self.flow_steps} flow steps")
+        if self.chunk_batch > 1:
+            changes.append(f"{self.chunk_batch} chunks per T3 batch")
         return ", ".join(changes) or "exact (as upstream)"
 
 
@@ -45,7 +53,10 @@ def plan(precision: str, device: str, flow_steps: int | None = None) -> Accelera
         raise ValueError(f"Unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
     fast = precision == "fast"
     steps = flow_steps or (FAST_FLOW_STEPS if fast else UPSTREAM_FLOW_STEPS)
-    return Acceleration(token_loop=fast, int8_t3=fast and _int8_cpu(device), bf16_flow=fast and _native_bf16(device), flow_steps=steps)
+    return Acceleration(token_loop=fast, int8_t3=fast and _int8_cpu(device),
+                        bf16_t3=fast and device.startswith("cuda") and _native_bf16(device),
+                        bf16_flow=fast and _native_bf16(device),
+                        flow_steps=steps, chunk_batch=FAST_CHUNK_BATCH if fast else 1)
 
 
 def _int8_cpu(device: str) -> bool:
@@ -62,7 +73,9 @@ def _native_bf16(device: str) -> bool:
 
 
 def apply(upstream, acceleration: Acceleration, llama_t3: bool) -> SpeechTokenLoop | None:
-    """Change the loaded upstream model in place as `acceleration` says; the studio's token loop for it, if any."""
+    """Change the loaded upstream model in place as `acceleration` says; the studio's token loop for it, if any.
+    T3 runs in bfloat16 only where the studio's loop runs it (the English model), which casts around it."""
+    loop = acceleration.token_loop and llama_t3
     head = upstream.t3.speech_head
     if acceleration.int8_t3:
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
@@ -70,10 +83,12 @@ def apply(upstream, acceleration: Acceleration, llama_t3: bool) -> SpeechTokenLo
         int8 = {torch.nn.Linear: per_channel_dynamic_qconfig}
         quantize_dynamic(upstream.t3.tfmr, int8, inplace=True)
         head = quantize_dynamic(torch.nn.Sequential(copy.deepcopy(head)), int8)
+    if acceleration.bf16_t3 and loop:
+        upstream.t3.tfmr.to(torch.bfloat16)
     if acceleration.bf16_flow:
         decoder = upstream.s3gen.flow.decoder
         decoder.estimator = Bfloat16Estimator(decoder.estimator)
-    return SpeechTokenLoop(upstream.t3, head) if acceleration.token_loop and llama_t3 else None
+    return SpeechTokenLoop(upstream.t3, head) if loop else None
 
 
 class Bfloat16Estimator(torch.nn.Module):

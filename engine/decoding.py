@@ -4,16 +4,41 @@ It samples as upstream's `T3.inference` samples (same conditioning, same logits 
 random draws), but keeps keys and values in a preallocated cache instead of growing them every token, asks the
 backbone for nothing it does not use, skips the unconditional row when classifier-free guidance is off, and stops
 as soon as the request is cancelled.
+
+It also decodes several chunks of one text at once: their prompts are padded on the left to one length, so every
+row takes its next token at the same cache slot, and each chunk draws from a generator of its own seed. A chunk's
+tokens are then what it would sample alone, up to float rounding in the batched matrix products.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 from transformers import StaticCache
 from transformers.generation.logits_process import (MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
                                                     TopPLogitsWarper)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How T3 picks its tokens; the same for every chunk of a request."""
+
+    temperature: float
+    top_p: float
+    min_p: float
+    repetition_penalty: float
+    cfg_weight: float
+
+
+@dataclass(frozen=True)
+class SpeechPrompt:
+    """One chunk's T3 input: its text tokens (1, n) with start and stop, its token budget and its seed."""
+
+    text_tokens: torch.Tensor
+    max_new_tokens: int
+    seed: int
 
 
 class SpeechTokenLoop:
@@ -22,44 +47,100 @@ class SpeechTokenLoop:
     def __init__(self, t3, head: torch.nn.Module | None = None):
         self.t3 = t3
         self.head = head if head is not None else t3.speech_head
+        self.backbone_dtype = next(t3.tfmr.parameters()).dtype
 
-    def __call__(self, text_tokens: torch.Tensor, t3_cond, sampling, cancelled: Callable[[], bool]) -> torch.Tensor:
-        """Speech tokens for one row of text tokens (with start and stop), stop token included, shape (1, n);
-        fewer when `cancelled()` turns true."""
+    def __call__(self, prompts: Sequence[SpeechPrompt], t3_cond, sampling: Sampling,
+                 cancelled: Callable[[], bool] = lambda: False) -> list[torch.Tensor]:
+        """Speech tokens for each prompt, shape (1, n), its stop token included; fewer when `cancelled()` turns
+        true."""
         t3, hp = self.t3, self.t3.hp
-        guided = sampling.cfg_weight > 0
-        rows = torch.cat([text_tokens, text_tokens]) if guided else text_tokens
-        start = torch.full((rows.size(0), 1), hp.start_speech_token, dtype=torch.long, device=rows.device)
-        embeds, _ = t3.prepare_input_embeds(t3_cond=t3_cond, text_tokens=rows, speech_tokens=start,
-                                            cfg_weight=sampling.cfg_weight)
-        bos = t3.speech_emb(start) + t3.speech_pos_emb.get_fixed_embedding(0)
-        inputs = torch.cat([embeds, bos], dim=1)
-        cache = StaticCache(config=t3.cfg, max_cache_len=inputs.size(1) + sampling.max_new_tokens)
+        rows_per_chunk = 2 if sampling.cfg_weight > 0 else 1
+        inputs, pads = self._padded_inputs(prompts, t3_cond, sampling.cfg_weight)
+        budget = max(p.max_new_tokens for p in prompts)
+        cache = StaticCache(config=t3.cfg, max_cache_len=inputs.size(1) + budget)
+        batch = _Batch(pads.repeat_interleave(rows_per_chunk), inputs.size(1), cache.max_cache_len)
+        generators = [torch.Generator(inputs.device).manual_seed(p.seed) for p in prompts]
+        limits = torch.tensor([p.max_new_tokens for p in prompts], device=inputs.device)
         penalty = RepetitionPenaltyLogitsProcessor(penalty=float(sampling.repetition_penalty))
         min_p, top_p = MinPLogitsWarper(min_p=sampling.min_p), TopPLogitsWarper(top_p=sampling.top_p)
-        generated = start[:1]
-        logits = self._step(inputs, cache, 0)
-        for step in range(sampling.max_new_tokens):
+        generated = torch.full((len(prompts), 1), hp.start_speech_token, dtype=torch.long, device=inputs.device)
+        lengths = torch.zeros(len(prompts), dtype=torch.long, device=inputs.device)
+        active = torch.ones(len(prompts), dtype=torch.bool, device=inputs.device)
+        logits = self._step(inputs, cache, batch.prefill())
+        for step in range(budget):
             if cancelled():
                 break
-            scores = logits[0:1]
-            if guided:
-                scores = scores + sampling.cfg_weight * (scores - logits[1:2])
+            scores = logits[::rows_per_chunk]
+            if rows_per_chunk == 2:
+                scores = scores + sampling.cfg_weight * (scores - logits[1::2])
             scores = penalty(generated, scores)
             if sampling.temperature != 1.0:
                 scores = scores / sampling.temperature
-            scores = top_p(generated, min_p(generated, scores))
-            token = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1)
-            generated = torch.cat([generated, token], dim=1)
-            if token.item() == hp.stop_speech_token:
+            probabilities = torch.softmax(top_p(generated, min_p(generated, scores)), dim=-1)
+            tokens = torch.cat([torch.multinomial(p, 1, generator=g) for p, g in zip(probabilities, generators)])
+            generated = torch.cat([generated, tokens[:, None]], dim=1)
+            lengths += active
+            active &= (tokens != hp.stop_speech_token) & (lengths < limits)
+            if not bool(active.any()):
                 break
-            embed = t3.speech_emb(token) + t3.speech_pos_emb.get_fixed_embedding(step + 1)
-            logits = self._step(embed.expand(rows.size(0), -1, -1), cache, inputs.size(1) + step)
-        return generated[:, 1:]
+            embed = t3.speech_emb(tokens[:, None]) + t3.speech_pos_emb.get_fixed_embedding(step + 1)
+            logits = self._step(embed.repeat_interleave(rows_per_chunk, dim=0), cache, batch.decode(step))
+        return [generated[i : i + 1, 1 : 1 + int(n)] for i, n in enumerate(lengths)]
 
-    def _step(self, embeds: torch.Tensor, cache: StaticCache, position: int) -> torch.Tensor:
-        """The speech logits after `embeds`, which start at `position` in the sequence."""
-        positions = torch.arange(position, position + embeds.size(1), device=embeds.device)
-        hidden = self.t3.tfmr(inputs_embeds=embeds, past_key_values=cache, use_cache=True,
-                              cache_position=positions).last_hidden_state
-        return self.head(hidden[:, -1])
+    def _padded_inputs(self, prompts: Sequence[SpeechPrompt], t3_cond, cfg_weight: float):
+        """Each prompt's conditioning, text and speech-start embeddings, left-padded with zeros to one length;
+        and the padding per chunk."""
+        t3 = self.t3
+        rows = []
+        for prompt in prompts:
+            text = prompt.text_tokens
+            text = torch.cat([text, text]) if cfg_weight > 0 else text
+            start = torch.full((text.size(0), 1), t3.hp.start_speech_token, dtype=torch.long, device=text.device)
+            embeds, _ = t3.prepare_input_embeds(t3_cond=t3_cond, text_tokens=text, speech_tokens=start,
+                                                cfg_weight=cfg_weight)
+            bos = t3.speech_emb(start) + t3.speech_pos_emb.get_fixed_embedding(0)
+            rows.append(torch.cat([embeds, bos], dim=1))
+        length = max(r.size(1) for r in rows)
+        pads = torch.tensor([length - r.size(1) for r in rows], device=rows[0].device)
+        padded = [torch.nn.functional.pad(r, (0, 0, length - r.size(1), 0)) for r in rows]
+        return torch.cat(padded), pads
+
+    def _step(self, embeds: torch.Tensor, cache: StaticCache, where: "_Where") -> torch.Tensor:
+        """The speech logits after `embeds`, which fill the cache slots `where` names. The backbone may run in
+        another precision than the embeddings and the head, which stay in T3's own."""
+        hidden = self.t3.tfmr(inputs_embeds=embeds.to(self.backbone_dtype), past_key_values=cache, use_cache=True,
+                              cache_position=where.slots, position_ids=where.positions,
+                              attention_mask=where.mask).last_hidden_state
+        return self.head(hidden[:, -1].to(embeds.dtype))
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Cache slots, per-row positions and the attention mask of one backbone call."""
+
+    slots: torch.Tensor
+    positions: torch.Tensor
+    mask: torch.Tensor
+
+
+class _Batch:
+    """Slots, positions and masks for rows whose prompts were padded on the left by `pads` positions."""
+
+    def __init__(self, pads: torch.Tensor, prompt_length: int, cache_length: int):
+        self.pads = pads
+        self.prompt_length = prompt_length
+        self.keys = torch.arange(cache_length, device=pads.device)
+        self.real = self.keys[None, :] >= pads[:, None]  # (rows, cache): which slots hold a real token
+
+    def prefill(self) -> _Where:
+        slots = self.keys[: self.prompt_length]
+        causal = self.keys[None, :] <= slots[:, None]  # (prompt, cache)
+        itself = self.keys[None, :] == slots[:, None]  # a padding slot attends to itself, so it is never empty
+        mask = causal & (self.real[:, None, :] | itself)
+        return _Where(slots, (slots[None, :] - self.pads[:, None]).clamp(min=0), mask[:, None])
+
+    def decode(self, step: int) -> _Where:
+        """The call that feeds the token sampled at `step`."""
+        slot = self.prompt_length + step
+        mask = self.real & (self.keys[None, :] <= slot)
+        return _Where(self.keys[slot : slot + 1], (slot - self.pads)[:, None], mask[:, None, None, :])

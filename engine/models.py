@@ -19,24 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from .acceleration import Acceleration, apply as apply_acceleration
-from .decoding import SpeechTokenLoop
+from .decoding import Sampling, SpeechPrompt, SpeechTokenLoop
 from .errors import InvalidRequest, ModelUnavailable, SynthesisFailed
 
 log = logging.getLogger(__name__)
 
 SPEECH_VOCAB = 6561  # token ids at or above this are control tokens, dropped before S3Gen
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """The sampling parameters of one T3 call."""
-
-    temperature: float
-    top_p: float
-    min_p: float
-    repetition_penalty: float
-    cfg_weight: float
-    max_new_tokens: int
 
 
 @dataclass(frozen=True)
@@ -222,35 +210,51 @@ class LoadedModel:
         tokens = F.pad(tokens.to(self.device), (1, 0), value=model.t3.hp.start_text_token)
         return F.pad(tokens, (0, 1), value=model.t3.hp.stop_text_token)
 
-    def speech_tokens(self, text_tokens: torch.Tensor, t3_cond, sampling: Sampling,
-                      cancelled: Callable[[], bool] = lambda: False) -> torch.Tensor:
-        """T3: text to speech tokens, sampled as upstream samples them; control tokens dropped. Only the studio's
-        token loop stops mid-chunk when `cancelled()` turns true."""
+    @property
+    def chunks_per_batch(self) -> int:
+        """How many chunks of one text T3 decodes together: one on upstream's path."""
+        return self.acceleration.chunk_batch if self.token_loop is not None else 1
+
+    def speech_tokens(self, prompts: list[SpeechPrompt], t3_cond, sampling: Sampling,
+                      cancelled: Callable[[], bool] = lambda: False) -> list[torch.Tensor]:
+        """T3: each prompt's text to speech tokens, sampled as upstream samples them; control tokens dropped.
+        Upstream's path takes one prompt at a time and draws from the global generator, seeded here as upstream's
+        `generate` is; only the studio's token loop stops mid-chunk when `cancelled()` turns true."""
         from chatterbox.models.s3tokenizer import drop_invalid_tokens
 
-        t3 = self.upstream.t3
         with torch.inference_mode():
-            if self.spec.name == "chatterbox-turbo":
-                tokens = t3.inference_turbo(t3_cond=t3_cond, text_tokens=text_tokens, temperature=sampling.temperature,
-                                            top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,
-                                            max_gen_len=sampling.max_new_tokens - 1)
-                return tokens[tokens < SPEECH_VOCAB]
-            if self.token_loop is not None:
-                tokens = self.token_loop(text_tokens, t3_cond, sampling, cancelled)
+            if self.token_loop is None:
+                (prompt,) = prompts
+                torch.manual_seed(prompt.seed)
+                rows = [self._upstream_speech_tokens(prompt, t3_cond, sampling)]
             else:
-                tokens = t3.inference(t3_cond=t3_cond, text_tokens=torch.cat([text_tokens, text_tokens]),
-                                      max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
-                                      cfg_weight=sampling.cfg_weight, repetition_penalty=sampling.repetition_penalty,
-                                      min_p=sampling.min_p, top_p=sampling.top_p)
-            tokens = drop_invalid_tokens(tokens[0])
-            return tokens[tokens < SPEECH_VOCAB].to(self.device)
+                rows = [drop_invalid_tokens(row[0]) for row in self.token_loop(prompts, t3_cond, sampling, cancelled)]
+            return [tokens[tokens < SPEECH_VOCAB].to(self.device) for tokens in rows]
 
-    def vocode(self, speech_tokens: torch.Tensor, conds) -> np.ndarray:
-        """S3Gen: speech tokens to a 24 kHz waveform, watermarked as upstream does."""
+    def _upstream_speech_tokens(self, prompt: SpeechPrompt, t3_cond, sampling: Sampling) -> torch.Tensor:
+        from chatterbox.models.s3tokenizer import drop_invalid_tokens
+
+        t3, text = self.upstream.t3, prompt.text_tokens
+        if self.spec.name == "chatterbox-turbo":
+            return t3.inference_turbo(t3_cond=t3_cond, text_tokens=text, temperature=sampling.temperature,
+                                      top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,
+                                      max_gen_len=prompt.max_new_tokens - 1)
+        tokens = t3.inference(t3_cond=t3_cond, text_tokens=torch.cat([text, text]),
+                              max_new_tokens=prompt.max_new_tokens, temperature=sampling.temperature,
+                              cfg_weight=sampling.cfg_weight, repetition_penalty=sampling.repetition_penalty,
+                              min_p=sampling.min_p, top_p=sampling.top_p)
+        return drop_invalid_tokens(tokens[0])
+
+    def vocode(self, speech_tokens: torch.Tensor, conds, seed: int) -> np.ndarray:
+        """S3Gen: speech tokens to a 24 kHz waveform, watermarked as upstream does. Its vocoder draws random
+        noise: after upstream's T3 path from where T3's draws left the global generator (as upstream's `generate`
+        does), after the studio's loop, which keeps its own generators, from `seed`."""
         from chatterbox.models.s3gen.const import S3GEN_SIL
 
         if speech_tokens.numel() == 0:
             raise SynthesisFailed("The model produced no speech for this text; try other wording or another seed.")
+        if self.token_loop is not None:
+            torch.manual_seed(seed)
         s3gen = self.upstream.s3gen
         with torch.inference_mode():
             if self.spec.name == "chatterbox-turbo":

@@ -6,13 +6,13 @@ import logging
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
 
 from . import audio, text as text_prep
 from .acceleration import plan
 from .config import EngineConfig
 from .errors import InvalidAudio, InvalidRequest, ModelUnavailable
-from .models import VARIANTS, LoadedModel, Sampling, load, locate_weights, resolve_device, token_budget
+from .decoding import Sampling, SpeechPrompt
+from .models import VARIANTS, LoadedModel, load, locate_weights, resolve_device, token_budget
 from .request import MAX_SEED, PARAMETER_RANGES, SynthesisRequest
 from .voices import ConditionalsCache, VoiceLibrary, clip_key
 
@@ -72,21 +72,23 @@ class Synthesizer:
         model = self.model_for(request.model)
         conds = self.conditionals(model, request)
         t3_cond = model.t3_conditioning(conds, request.exaggeration)
-        seed = request.seed or 0
+        sampling = Sampling(request.temperature, request.top_p, request.min_p, request.repetition_penalty,
+                            request.cfg_weight)
         cap = request.max_tokens_per_chunk or self.config.max_chunk_tokens
-        for index, chunk in enumerate(chunks):
+        prompts = [SpeechPrompt(model.text_tokens(chunk.text, request.language), token_budget(chunk.text, cap),
+                                ((request.seed or 0) + index) % (MAX_SEED + 1)) for index, chunk in enumerate(chunks)]
+        for batch in batches(len(chunks), model.chunks_per_batch):
             if cancelled():
                 return
-            torch.manual_seed((seed + index) % (MAX_SEED + 1))
-            sampling = Sampling(request.temperature, request.top_p, request.min_p, request.repetition_penalty,
-                                request.cfg_weight, token_budget(chunk.text, cap))
-            tokens = model.speech_tokens(model.text_tokens(chunk.text, request.language), t3_cond, sampling, cancelled)
-            if cancelled():
-                return
-            wav = audio.time_stretch(model.vocode(tokens, conds), model.sample_rate, request.speed)
-            samples = np.concatenate([audio.fade_edges(wav, model.sample_rate),
-                                      audio.silence(chunk.pause_after / request.speed, model.sample_rate)])
-            yield audio.AudioChunk(model.sample_rate, samples, index, len(chunks), chunk.text)
+            tokens = model.speech_tokens([prompts[i] for i in batch], t3_cond, sampling, cancelled)
+            for index, chunk_tokens in zip(batch, tokens):
+                if cancelled():
+                    return
+                wav = model.vocode(chunk_tokens, conds, prompts[index].seed)
+                wav = audio.time_stretch(wav, model.sample_rate, request.speed)
+                samples = np.concatenate([audio.fade_edges(wav, model.sample_rate),
+                                          audio.silence(chunks[index].pause_after / request.speed, model.sample_rate)])
+                yield audio.AudioChunk(model.sample_rate, samples, index, len(chunks), chunks[index].text)
 
     def conditionals(self, model: LoadedModel, request: SynthesisRequest):
         """The speaker conditionals for the request's voice, from the cache when seen before."""
@@ -103,6 +105,12 @@ class Synthesizer:
 
     def minimum_reference_seconds(self, model: LoadedModel) -> float:
         return 5.0 if model.spec.name == "chatterbox-turbo" else self.config.min_reference_seconds
+
+
+def batches(count: int, size: int) -> list[range]:
+    """Chunk indices in T3 batches of up to `size`: the first chunk alone, so its audio comes soonest."""
+    first = [range(0, 1)] if count else []
+    return first + [range(start, min(count, start + size)) for start in range(1, count, size)]
 
 
 def check_reference(wav: np.ndarray, sample_rate: int, min_seconds: float) -> None:

@@ -1,14 +1,18 @@
 """In the exact precision the engine's output is the model's own: same checkpoint, seed and token limit as
 upstream's `generate`. The fast precision changes what it says it changes, and nothing else."""
 
+import copy
+from dataclasses import replace
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
 from engine import Engine, EngineConfig, SynthesisRequest
-from engine.acceleration import Bfloat16Estimator
+from engine.acceleration import Acceleration, Bfloat16Estimator, apply as apply_acceleration
 from engine.decoding import SpeechTokenLoop
-from engine.models import Sampling
+from engine.decoding import Sampling, SpeechPrompt
 
 TEXT = "Parity holds when the engine and upstream agree."
 SEED = 1234
@@ -79,18 +83,19 @@ def test_fast_engine_is_deterministic_per_seed(engine):
     assert np.abs(first).max() > 0
 
 
+SAMPLING = Sampling(0.8, 1.0, 0.05, 1.2, 0.5)
+
+
 def upstream_and_loop_tokens(model, loop, cfg_weight: float):
     """The tokens upstream's `T3.inference` and `loop` sample for TEXT, each from the same seed."""
     text = model.text_tokens(TEXT, None)
     cond = model.t3_conditioning(model.builtin_conditionals, 0.5)
-    sampling = Sampling(0.8, 1.0, 0.05, 1.2, cfg_weight, TOKEN_LIMIT)
     with torch.inference_mode():
         torch.manual_seed(SEED)
         theirs = model.upstream.t3.inference(t3_cond=cond, text_tokens=torch.cat([text, text]), cfg_weight=cfg_weight,
                                              max_new_tokens=TOKEN_LIMIT, temperature=0.8, top_p=1.0, min_p=0.05,
                                              repetition_penalty=1.2)
-        torch.manual_seed(SEED)
-        ours = loop(text, cond, sampling, lambda: False)
+        (ours,) = loop([SpeechPrompt(text, TOKEN_LIMIT, SEED)], cond, replace(SAMPLING, cfg_weight=cfg_weight))
     return theirs, ours
 
 
@@ -104,12 +109,86 @@ def test_own_token_loop_in_float32_samples_the_tokens_upstream_samples(exact_eng
 def test_own_token_loop_stops_at_once_when_cancelled(exact_engine):
     model = exact_engine.synthesizer.model_for(None)
     asked = []
-    sampling = Sampling(0.8, 1.0, 0.05, 1.2, 0.5, TOKEN_LIMIT)
     with torch.inference_mode():
-        tokens = SpeechTokenLoop(model.upstream.t3)(model.text_tokens(TEXT, None),
-                                                   model.t3_conditioning(model.builtin_conditionals, 0.5),
-                                                   sampling, lambda: asked.append(1) or len(asked) > 3)
+        (tokens,) = SpeechTokenLoop(model.upstream.t3)([SpeechPrompt(model.text_tokens(TEXT, None), TOKEN_LIMIT, SEED)],
+                                                      model.t3_conditioning(model.builtin_conditionals, 0.5),
+                                                      SAMPLING, lambda: asked.append(1) or len(asked) > 3)
     assert tokens.shape == (1, 3)
+
+
+class RecordingHead:
+    """A test double for T3's speech head: the real head, recording its logits; when `stop_step` is given, the
+    first chunk's logits for token number `stop_step` (counted from 0) make only the stop token likely."""
+
+    def __init__(self, head, stop: int, stop_step: int | None = None):
+        self.head, self.stop, self.stop_step, self.logits = head, stop, stop_step, []
+
+    def __call__(self, hidden):
+        logits = self.head(hidden)
+        if len(self.logits) == self.stop_step:
+            logits[0:2, self.stop] = 1e4
+        self.logits.append(logits.clone())
+        return logits
+
+
+def test_chunks_decoded_together_sample_what_each_samples_alone(exact_engine):
+    """Padding and masks hide the chunks from each other. In float64, where rounding cannot tip a draw, each
+    chunk's logits and tokens are what it gets alone, also when one chunk stops early or has a smaller budget."""
+    model = exact_engine.synthesizer.model_for(None)
+    t3 = copy.deepcopy(model.upstream.t3).double()
+    cond = copy.copy(model.t3_conditioning(model.builtin_conditionals, 0.5)).to(dtype=torch.float64)
+    texts = ["Short one.", "A somewhat longer sentence sits in the middle of this batch.", TEXT]
+    prompts = [SpeechPrompt(model.text_tokens(text, None), limit, SEED + i)
+               for i, (text, limit) in enumerate(zip(texts, (TOKEN_LIMIT, 12, TOKEN_LIMIT)))]
+
+    def decode(chosen, first_stops: bool):
+        head = RecordingHead(t3.speech_head, t3.hp.stop_speech_token, 6 if first_stops else None)
+        with torch.inference_mode():
+            return SpeechTokenLoop(t3, head)(chosen, cond, SAMPLING), head.logits
+
+    together, batched_logits = decode(prompts, first_stops=True)
+    assert [tokens.shape[1] for tokens in together] == [7, 12, TOKEN_LIMIT]
+    assert together[0][0, -1] == t3.hp.stop_speech_token
+    for i, prompt in enumerate(prompts):
+        (alone,), logits = decode([prompt], first_stops=i == 0)
+        assert torch.equal(together[i], alone)
+        for step, single in enumerate(logits):
+            assert torch.allclose(batched_logits[step][2 * i : 2 * i + 2], single, rtol=0, atol=1e-9)
+
+
+def test_bfloat16_backbone_samples_whole_chunks_deterministically(exact_engine):
+    """The fast precision's T3 on CUDA, run here on the CPU: the backbone computes in bfloat16, sampling in float32."""
+    model = exact_engine.synthesizer.model_for(None)
+    upstream = SimpleNamespace(t3=copy.deepcopy(model.upstream.t3), s3gen=None)
+    loop = apply_acceleration(upstream, Acceleration(token_loop=True, bf16_t3=True), llama_t3=True)
+    assert {p.dtype for p in upstream.t3.tfmr.parameters()} == {torch.bfloat16}
+    assert upstream.t3.speech_head.weight.dtype == torch.float32
+    cond = model.t3_conditioning(model.builtin_conditionals, 0.5)
+    prompts = [SpeechPrompt(model.text_tokens(text, None), TOKEN_LIMIT, SEED + i)
+               for i, text in enumerate([TEXT, "Short one."])]
+    with torch.inference_mode():
+        first, second = (loop(prompts, cond, SAMPLING) for _ in range(2))
+    for tokens, again in zip(first, second):
+        assert tokens.shape == (1, TOKEN_LIMIT)
+        assert torch.equal(tokens, again)
+
+
+def test_fast_engine_decodes_the_chunks_of_a_long_text_in_batches(engine, monkeypatch):
+    model = engine.synthesizer.model_for(None)
+    batch_sizes = []
+    original = model.token_loop.__call__
+
+    def recorded(prompts, *args, **kwargs):
+        batch_sizes.append(len(prompts))
+        return original(prompts, *args, **kwargs)
+
+    monkeypatch.setattr(model, "token_loop", recorded)
+    text = " ".join(f"This is sentence number {n} of a text long enough to need several chunks." for n in range(12))
+    request = SynthesisRequest(text, seed=SEED, max_tokens_per_chunk=TOKEN_LIMIT)
+    chunks = list(engine.submit(request))
+    assert batch_sizes == [1] + [4] * ((len(chunks) - 1) // 4) + ([(len(chunks) - 1) % 4] if (len(chunks) - 1) % 4 else [])
+    assert len(chunks) > 2 and all(chunk.duration > 0.5 for chunk in chunks)
+    assert np.array_equal(engine.synthesize(request).samples, np.concatenate([c.samples for c in chunks]))
 
 
 @pytest.mark.parametrize("which", ["exact_engine", "engine"])
