@@ -1,6 +1,7 @@
 """Audio values and codecs, all in-process: PyAV (which carries FFmpeg) and soundfile.
 
-No system ffmpeg is needed for anything here.
+No system ffmpeg is needed for anything here. PyAV loads on the first decode, stretch or compressed encode:
+synthesis itself needs none of it, so the engine also runs where only its model's packages are installed.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import io
 from dataclasses import dataclass
 from fractions import Fraction
 
-import av
 import numpy as np
 import soundfile as sf
 
@@ -73,6 +73,8 @@ def decode(data: bytes, sample_rate: int = MODEL_SAMPLE_RATE, max_seconds: float
 
     Only the first `max_seconds` are decoded, so an hours-long upload costs no more than a short one.
     """
+    import av
+
     if not data:
         raise InvalidAudio("The audio file is empty; upload or record a clip of someone speaking.", "voice")
     limit = None if max_seconds is None else int(max_seconds * sample_rate)
@@ -117,6 +119,8 @@ def time_stretch(samples: np.ndarray, sample_rate: int, speed: float) -> np.ndar
     """Play `speed` times faster (or slower) with the pitch unchanged, using FFmpeg's atempo."""
     if speed == 1.0 or len(samples) == 0:
         return samples
+    import av
+
     graph = av.filter.Graph()
     source = graph.add_abuffer(format="flt", sample_rate=sample_rate, layout="mono", time_base=Fraction(1, sample_rate))
     previous = source
@@ -178,6 +182,8 @@ class StreamEncoder:
         return FORMATS[self.format][0]
 
     def _open_container(self) -> None:
+        import av
+
         container_format, codec, rate = {
             "mp3": ("mp3", "libmp3lame", self.sample_rate),
             "aac": ("adts", "aac", self.sample_rate),
@@ -206,6 +212,8 @@ class StreamEncoder:
             return header + to_pcm16(samples).tobytes()
         if self.format == "flac":
             raise InvalidRequest("flac cannot be streamed; ask for mp3, opus, aac, wav or pcm.", "response_format")
+        import av
+
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1).astype(np.float32), format="flt", layout="mono")
         frame.sample_rate = self.sample_rate
         for converted in self._resampler.resample(frame):

@@ -58,7 +58,7 @@ def test_decode_reads_only_what_is_needed(monkeypatch):
             resampled.append(frame.samples if frame is not None else 0)
             return self.inner.resample(frame)
 
-    monkeypatch.setattr(audio.av, "AudioResampler", CountingResampler)
+    monkeypatch.setattr(av, "AudioResampler", CountingResampler)
     assert len(audio.decode(long_clip, 16000, max_seconds=3.0)) == 3 * 16000
     assert sum(resampled) < 4 * 24000  # about 3 s of the minute were decoded
 
