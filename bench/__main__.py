@@ -1,10 +1,13 @@
 """Time upstream `ChatterboxTTS.generate` and the studio engine on the same checkpoint, seed and token counts.
 
-    ./launch.sh bench [--quick] [--device cpu|cuda] [--tokens N] [--concurrency N]
+    ./launch.sh bench [--quick] [--device cpu|cuda] [--tokens N] [--concurrency N] [--chunks N]
 
 The checkpoint has the released architecture at full size with random weights and a 10 s built-in voice (built
 and cached on first use), so the compute per token is that of the real model. Random weights never stop by themselves, so every run
 generates exactly the asked number of speech tokens. Each side runs in its own process, so peak memory is its own.
+With --chunks N the text is N sentences: upstream's `generate` takes them one by one, as a script looping over
+sentences would, and the studio takes them as one request of N chunks (the silence it puts between chunks is not
+counted as audio).
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def capped_t3(t3, tokens: int) -> None:
     t3.inference = capped
 
 
-def run_upstream(checkpoint: Path, device: str, tokens: int, runs: int) -> dict:
+def run_upstream(checkpoint: Path, device: str, tokens: int, runs: int, chunks: int) -> dict:
     import torch
     from chatterbox.tts import ChatterboxTTS
 
@@ -81,17 +84,20 @@ def run_upstream(checkpoint: Path, device: str, tokens: int, runs: int) -> dict:
     started = time.perf_counter()
     seconds = 0.0
     for _ in range(runs):
-        torch.manual_seed(SEED)
-        seconds += model.generate(TEXT).shape[-1] / model.sr
+        for sentence in range(chunks):
+            torch.manual_seed(SEED + sentence)
+            seconds += model.generate(TEXT).shape[-1] / model.sr
     wall = time.perf_counter() - started
-    return {"wall": wall, "audio": seconds, "t3": timings["t3"], "s3gen": timings["s3gen"], "tokens": tokens * runs,
-            "first_audio": wall / runs, "peak_mb": peak_memory_mb(device)}
+    return {"wall": wall, "audio": seconds, "t3": timings["t3"], "s3gen": timings["s3gen"],
+            "tokens": tokens * runs * chunks, "first_audio": wall / runs / chunks, "peak_mb": peak_memory_mb(device)}
 
 
-def run_studio(checkpoint: Path, device: str, tokens: int, runs: int, concurrency: int, precision: str) -> dict:
+def run_studio(checkpoint: Path, device: str, tokens: int, runs: int, chunks: int, concurrency: int,
+               precision: str) -> dict:
     import threading
 
     from engine import Engine, EngineConfig, SynthesisRequest
+    from engine.text import split
 
     engine = Engine(EngineConfig(device=device, checkpoint_dir=checkpoint, data_dir=Path("/tmp/bench-data"),
                                  queue_size=max(16, concurrency), precision=precision))
@@ -99,7 +105,9 @@ def run_studio(checkpoint: Path, device: str, tokens: int, runs: int, concurrenc
     timings = {"t3": 0.0, "s3gen": 0.0}
     timed(model, "speech_tokens", timings, "t3")
     timed(model.upstream.s3gen, "inference", timings, "s3gen")
-    request = SynthesisRequest(TEXT, seed=SEED, max_tokens_per_chunk=tokens)
+    text = "\n\n".join([TEXT] * chunks)  # one chunk per paragraph
+    pauses = sum(chunk.pause_after for chunk in split(text, engine.config.chunk_chars))
+    request = SynthesisRequest(text, seed=SEED, max_tokens_per_chunk=tokens)
     engine.synthesize(request)  # warm-up
     timings.update(t3=0.0, s3gen=0.0)
     started = time.perf_counter()
@@ -110,8 +118,10 @@ def run_studio(checkpoint: Path, device: str, tokens: int, runs: int, concurrenc
             if i == 0:
                 first_audio.append(time.perf_counter() - asked)
             seconds += chunk.duration
+        seconds -= pauses
     wall = time.perf_counter() - started
-    result = {"wall": wall, "audio": seconds, "t3": timings["t3"], "s3gen": timings["s3gen"], "tokens": tokens * runs,
+    result = {"wall": wall, "audio": seconds, "t3": timings["t3"], "s3gen": timings["s3gen"],
+              "tokens": tokens * runs * chunks,
               "first_audio": sum(first_audio) / runs, "peak_mb": peak_memory_mb(device)}
     if concurrency > 1:
         clips = []
@@ -121,14 +131,15 @@ def run_studio(checkpoint: Path, device: str, tokens: int, runs: int, concurrenc
             t.start()
         for t in threads:
             t.join()
-        result["concurrent_rtf"] = sum(c.duration for c in clips) / (time.perf_counter() - started)
+        result["concurrent_rtf"] = sum(c.duration - pauses for c in clips) / (time.perf_counter() - started)
     engine.close()
     return result
 
 
 def measure_in_subprocess(side: str, args: argparse.Namespace, checkpoint: Path) -> dict:
     command = [sys.executable, "-m", "bench", "--side", side, "--checkpoint", str(checkpoint), "--device", args.device,
-               "--tokens", str(args.tokens), "--runs", str(args.runs), "--concurrency", str(args.concurrency), "--precision", args.precision]
+               "--tokens", str(args.tokens), "--runs", str(args.runs), "--chunks", str(args.chunks),
+               "--concurrency", str(args.concurrency), "--precision", args.precision]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{side} run failed:\n{out.stderr[-3000:]}")
@@ -190,6 +201,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tokens", type=int, help="speech tokens per generation (default 50 quick, 250 full)")
     parser.add_argument("--runs", type=int, help="timed generations per side (default 1 quick, 3 full)")
+    parser.add_argument("--chunks", type=int, default=1, help="sentences in the text, one chunk each (default 1)")
     parser.add_argument("--concurrency", type=int, help="concurrent studio requests (default 1 quick, 16 full)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fast", help="the studio's precision")
     parser.add_argument("--side", choices=["upstream", "studio"], help=argparse.SUPPRESS)
@@ -203,11 +215,11 @@ def main() -> None:
         sys.path.insert(0, str(ROOT))
         run = run_upstream if args.side == "upstream" else run_studio
         extra = () if args.side == "upstream" else (args.concurrency, args.precision)
-        print(json.dumps(run(args.checkpoint, args.device, args.tokens, args.runs, *extra)))
+        print(json.dumps(run(args.checkpoint, args.device, args.tokens, args.runs, args.chunks, *extra)))
         return
     checkpoint = full_size_checkpoint()
-    print(f"Checkpoint: {checkpoint} (released architecture, random weights); {args.tokens} tokens x {args.runs} "
-          f"run(s); studio precision {args.precision}")
+    print(f"Checkpoint: {checkpoint} (released architecture, random weights); {args.tokens} tokens x "
+          f"{args.chunks} chunk(s) x {args.runs} run(s); studio precision {args.precision}")
     upstream = measure_in_subprocess("upstream", args, checkpoint)
     studio = measure_in_subprocess("studio", args, checkpoint)
     table = report(upstream, studio, args)
