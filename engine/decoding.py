@@ -55,7 +55,7 @@ class SpeechTokenLoop:
         true."""
         t3, hp = self.t3, self.t3.hp
         rows_per_chunk = 2 if sampling.cfg_weight > 0 else 1
-        inputs, pads = self._padded_inputs(prompts, t3_cond, sampling.cfg_weight)
+        inputs, pads = self._padded_inputs(prompts, t3_cond, sampling.cfg_weight, rows_per_chunk)
         budget = max(p.max_new_tokens for p in prompts)
         cache = StaticCache(config=t3.cfg, max_cache_len=inputs.size(1) + budget)
         batch = _Batch(pads.repeat_interleave(rows_per_chunk), inputs.size(1), cache.max_cache_len)
@@ -83,27 +83,29 @@ class SpeechTokenLoop:
             active &= (tokens != hp.stop_speech_token) & (lengths < limits)
             if not bool(active.any()):
                 break
-            embed = t3.speech_emb(tokens[:, None]) + t3.speech_pos_emb.get_fixed_embedding(step + 1)
+            embed = self._speech_embeds(tokens[:, None], step + 1)
             logits = self._step(embed.repeat_interleave(rows_per_chunk, dim=0), cache, batch.decode(step))
         return [generated[i : i + 1, 1 : 1 + int(n)] for i, n in enumerate(lengths)]
 
-    def _padded_inputs(self, prompts: Sequence[SpeechPrompt], t3_cond, cfg_weight: float):
-        """Each prompt's conditioning, text and speech-start embeddings, left-padded with zeros to one length;
-        and the padding per chunk."""
-        t3 = self.t3
+    def _padded_inputs(self, prompts: Sequence[SpeechPrompt], t3_cond, cfg_weight: float, copies: int):
+        """Each prompt's conditioning, text and speech-start embeddings in `copies` rows (guided, unguided),
+        left-padded with zeros to one length; and the padding per chunk."""
+        device = prompts[0].text_tokens.device
+        start = torch.full((copies, 1), self.t3.hp.start_speech_token, dtype=torch.long, device=device)
+        bos = self._speech_embeds(start, 0)
         rows = []
         for prompt in prompts:
-            text = prompt.text_tokens
-            text = torch.cat([text, text]) if cfg_weight > 0 else text
-            start = torch.full((text.size(0), 1), t3.hp.start_speech_token, dtype=torch.long, device=text.device)
-            embeds, _ = t3.prepare_input_embeds(t3_cond=t3_cond, text_tokens=text, speech_tokens=start,
-                                                cfg_weight=cfg_weight)
-            bos = t3.speech_emb(start) + t3.speech_pos_emb.get_fixed_embedding(0)
+            embeds, _ = self.t3.prepare_input_embeds(t3_cond=t3_cond, text_tokens=prompt.text_tokens.repeat(copies, 1),
+                                                     speech_tokens=start, cfg_weight=cfg_weight)
             rows.append(torch.cat([embeds, bos], dim=1))
         length = max(r.size(1) for r in rows)
         pads = torch.tensor([length - r.size(1) for r in rows], device=rows[0].device)
         padded = [torch.nn.functional.pad(r, (0, 0, length - r.size(1), 0)) for r in rows]
         return torch.cat(padded), pads
+
+    def _speech_embeds(self, tokens: torch.Tensor, position: int) -> torch.Tensor:
+        """Speech tokens (rows, 1) embedded at speech position `position`, as upstream embeds them."""
+        return self.t3.speech_emb(tokens) + self.t3.speech_pos_emb.get_fixed_embedding(position)
 
     def _step(self, embeds: torch.Tensor, cache: StaticCache, where: "_Where") -> torch.Tensor:
         """The speech logits after `embeds`, which fill the cache slots `where` names. The backbone may run in
