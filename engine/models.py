@@ -25,6 +25,8 @@ from .errors import InvalidRequest, ModelUnavailable, SynthesisFailed
 log = logging.getLogger(__name__)
 
 SPEECH_VOCAB = 6561  # token ids at or above this are control tokens, dropped before S3Gen
+SAMPLES_PER_TOKEN = 960  # S3Gen makes 2 mel frames per speech token and 480 samples (at 24 kHz) per frame
+JOINT_VOCODE_TOKENS = 1000  # the most speech tokens upstream's `generate` vocodes in one call
 
 
 @dataclass(frozen=True)
@@ -245,27 +247,48 @@ class LoadedModel:
                               min_p=sampling.min_p, top_p=sampling.top_p)
         return drop_invalid_tokens(tokens[0])
 
-    def vocode(self, speech_tokens: torch.Tensor, conds, seed: int) -> np.ndarray:
-        """S3Gen: speech tokens to a 24 kHz waveform, watermarked as upstream does. Its vocoder draws random
-        noise: after upstream's T3 path from where T3's draws left the global generator (as upstream's `generate`
-        does), after the studio's loop, which keeps its own generators, from `seed`."""
-        from chatterbox.models.s3gen.const import S3GEN_SIL
-
-        if speech_tokens.numel() == 0:
+    def vocode(self, chunks: list[torch.Tensor], conds, seed: int) -> list[np.ndarray]:
+        """S3Gen: each chunk's speech tokens to a 24 kHz waveform, watermarked as upstream does.
+        Consecutive chunks are vocoded as one sequence of up to 1000 tokens (the most upstream's `generate` vocodes
+        at once), so the flow runs over the reference prompt once for them rather than once each; the waveform is
+        then cut at the chunks' token boundaries and each piece starts with upstream's trim fade. The vocoder draws
+        random noise: after upstream's T3 path from where T3's draws left the global generator (as upstream's
+        `generate` does), after the studio's loop, which keeps its own generators, from `seed`."""
+        if any(tokens.numel() == 0 for tokens in chunks):
             raise SynthesisFailed("The model produced no speech for this text; try other wording or another seed.")
         if self.token_loop is not None:
             torch.manual_seed(seed)
-        s3gen = self.upstream.s3gen
+        pieces = []
         with torch.inference_mode():
-            if self.spec.name == "chatterbox-turbo":
-                silence = torch.tensor([S3GEN_SIL] * 3, dtype=torch.long, device=self.device)
-                wav, _ = s3gen.inference(speech_tokens=torch.cat([speech_tokens, silence]), ref_dict=conds.gen,
-                                         n_cfm_timesteps=2)
-            else:
-                wav, _ = s3gen.inference(speech_tokens=speech_tokens, ref_dict=conds.gen,
-                                         n_cfm_timesteps=self.acceleration.flow_steps)
-            wav = wav.squeeze(0).detach().cpu().numpy()
-            marked = self.upstream.watermarker.apply_watermark(wav, sample_rate=self.sample_rate)
+            for run in joint_runs([tokens.numel() for tokens in chunks], JOINT_VOCODE_TOKENS):
+                wav = self._waveform(torch.cat([chunks[i] for i in run]), conds.gen)
+                pieces += self._cut(wav, [chunks[i].numel() for i in run])
+        return [self._watermarked(piece) for piece in pieces]
+
+    def _waveform(self, speech_tokens: torch.Tensor, reference: dict) -> torch.Tensor:
+        from chatterbox.models.s3gen.const import S3GEN_SIL
+
+        s3gen = self.upstream.s3gen
+        if self.spec.name == "chatterbox-turbo":
+            silence = torch.tensor([S3GEN_SIL] * 3, dtype=torch.long, device=self.device)
+            wav, _ = s3gen.inference(speech_tokens=torch.cat([speech_tokens, silence]), ref_dict=reference,
+                                     n_cfm_timesteps=2)
+        else:
+            wav, _ = s3gen.inference(speech_tokens=speech_tokens, ref_dict=reference,
+                                     n_cfm_timesteps=self.acceleration.flow_steps)
+        return wav.squeeze(0)
+
+    def _cut(self, wav: torch.Tensor, token_counts: list[int]) -> list[torch.Tensor]:
+        """The waveform of consecutive chunks, cut at their token boundaries; the last piece keeps any tail."""
+        ends = np.cumsum(token_counts[:-1]) * SAMPLES_PER_TOKEN
+        pieces = list(torch.tensor_split(wav, [int(end) for end in ends]))
+        trim = self.upstream.s3gen.trim_fade
+        for piece in pieces[1:]:
+            piece[: len(trim)] *= trim[: len(piece)]
+        return pieces
+
+    def _watermarked(self, wav: torch.Tensor) -> np.ndarray:
+        marked = self.upstream.watermarker.apply_watermark(wav.detach().cpu().numpy(), sample_rate=self.sample_rate)
         return np.asarray(marked, dtype=np.float32)
 
     def release(self) -> None:
@@ -374,6 +397,17 @@ def resolve_device(requested: str) -> str:
     if requested not in ("cpu", "mps") and not requested.startswith("cuda"):
         raise ModelUnavailable(f"Unknown device '{requested}'; use auto, cuda, cuda:N, mps or cpu.")
     return requested
+
+
+def joint_runs(token_counts: list[int], limit: int) -> list[range]:
+    """Consecutive chunks grouped into runs of at most `limit` tokens; a longer chunk makes a run alone."""
+    runs, start, total = [], 0, 0
+    for index, count in enumerate(token_counts):
+        if index > start and total + count > limit:
+            runs.append(range(start, index))
+            start, total = index, 0
+        total += count
+    return runs + [range(start, len(token_counts))] if token_counts else runs
 
 
 def token_budget(text: str, cap: int) -> int:

@@ -81,10 +81,9 @@ class Synthesizer:
             if cancelled():
                 return
             tokens = model.speech_tokens([prompts[i] for i in batch], t3_cond, sampling, cancelled)
-            for index, chunk_tokens in zip(batch, tokens):
-                if cancelled():
-                    return
-                wav = model.vocode(chunk_tokens, conds, prompts[index].seed)
+            if cancelled():
+                return
+            for index, wav in zip(batch, model.vocode(tokens, conds, prompts[batch[0]].seed)):
                 wav = audio.time_stretch(wav, model.sample_rate, request.speed)
                 samples = np.concatenate([audio.fade_edges(wav, model.sample_rate),
                                           audio.silence(chunks[index].pause_after / request.speed, model.sample_rate)])

@@ -13,6 +13,7 @@ from engine import Engine, EngineConfig, SynthesisRequest
 from engine.acceleration import Acceleration, Bfloat16Estimator, apply as apply_acceleration
 from engine.decoding import SpeechTokenLoop
 from engine.decoding import Sampling, SpeechPrompt
+from engine.models import JOINT_VOCODE_TOKENS, SAMPLES_PER_TOKEN, joint_runs
 
 TEXT = "Parity holds when the engine and upstream agree."
 SEED = 1234
@@ -189,6 +190,41 @@ def test_fast_engine_decodes_the_chunks_of_a_long_text_in_batches(engine, monkey
     assert batch_sizes == [1] + [4] * ((len(chunks) - 1) // 4) + ([(len(chunks) - 1) % 4] if (len(chunks) - 1) % 4 else [])
     assert len(chunks) > 2 and all(chunk.duration > 0.5 for chunk in chunks)
     assert np.array_equal(engine.synthesize(request).samples, np.concatenate([c.samples for c in chunks]))
+
+
+def test_fast_engine_vocodes_each_batch_as_one_sequence_cut_at_the_token_boundaries(engine, monkeypatch):
+    model = engine.synthesizer.model_for(None)
+    vocoded, flow_calls = [], []
+    original_vocode, original_inference = model.vocode, model.upstream.s3gen.inference
+
+    def recorded_vocode(chunks, *args):
+        pieces = original_vocode(chunks, *args)
+        vocoded.append(([tokens.numel() for tokens in chunks], [len(piece) for piece in pieces]))
+        return pieces
+
+    def recorded_inference(*, speech_tokens, **kwargs):
+        flow_calls.append(speech_tokens.numel())
+        return original_inference(speech_tokens=speech_tokens, **kwargs)
+
+    monkeypatch.setattr(model, "vocode", recorded_vocode)
+    monkeypatch.setattr(model.upstream.s3gen, "inference", recorded_inference)
+    text = "\n\n".join(f"Paragraph {n} is a chunk of its own." for n in range(5))
+    chunks = list(engine.submit(SynthesisRequest(text, seed=SEED, max_tokens_per_chunk=TOKEN_LIMIT)))
+    assert len(chunks) == 5
+    assert [len(counts) for counts, _ in vocoded] == [1, 4]
+    assert flow_calls == [sum(counts) for counts, _ in vocoded]
+    for counts, lengths in vocoded:
+        assert lengths == [count * SAMPLES_PER_TOKEN for count in counts]
+
+
+@pytest.mark.parametrize("counts, runs", [
+    ([], []),
+    ([300, 300, 300], [[0, 1, 2]]),
+    ([600, 300, 200, 900], [[0, 1], [2], [3]]),
+    ([1200, 10], [[0], [1]]),
+])
+def test_chunks_are_vocoded_together_up_to_upstreams_longest_call(counts, runs):
+    assert [list(run) for run in joint_runs(counts, JOINT_VOCODE_TOKENS)] == runs
 
 
 @pytest.mark.parametrize("which", ["exact_engine", "engine"])
