@@ -8,6 +8,7 @@ through this same code.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -326,6 +327,56 @@ def _quiet_sampling_bars() -> None:
     t3_module.tqdm = partial(tqdm, disable=True)
 
 
+def multilingual_tokenizer(directory: Path):
+    """Upstream's multilingual tokenizer for the checkpoint in `directory`, built without a network: its Chinese
+    converter reads Cangjie5_TC.json from that folder (upstream asks the hub for it) and goes without the Chinese
+    word segmenter when its model cannot be downloaded (as upstream does when the package is missing)."""
+    from chatterbox.models.tokenizers import MTLTokenizer, tokenizer as tokenizer_module
+
+    if not issubclass(tokenizer_module.ChineseCangjieConverter, _OfflineCangjieConverter):
+        tokenizer_module.ChineseCangjieConverter = _offline_converter_class(tokenizer_module.ChineseCangjieConverter)
+    return MTLTokenizer(str(directory / "grapheme_mtl_merged_expanded_v1.json"))
+
+
+class _OfflineCangjieConverter:
+    """Marks the converter class `multilingual_tokenizer` put in place of upstream's."""
+
+
+def _offline_converter_class(upstream_converter: type) -> type:
+    class OfflineCangjieConverter(_OfflineCangjieConverter, upstream_converter):
+        def _load_cangjie_mapping(self, model_dir=None):
+            table = Path(model_dir or ".") / "Cangjie5_TC.json"
+            if not table.exists():
+                return super()._load_cangjie_mapping(model_dir)
+            for entry in json.loads(table.read_text(encoding="utf-8")):
+                word, code = entry.split("\t")[:2]
+                self.word2cj[word] = code
+                self.cj2word.setdefault(code, []).append(word)
+
+        def _init_segmenter(self):
+            try:
+                super()._init_segmenter()
+            except Exception as error:  # pkuseg downloads its model on first use and raises without a network
+                log.warning("Chinese word segmentation is off: its model could not be had (%s).", error.__class__.__name__)
+                self.segmenter = None
+
+    return OfflineCangjieConverter
+
+
+def turbo_t3_config():
+    """Turbo's T3 settings, as upstream's `ChatterboxTurboTTS.from_local` sets them."""
+    from chatterbox.models.t3.modules.t3_config import T3Config
+
+    hp = T3Config(text_tokens_dict_size=50276)
+    hp.llama_config_name = "GPT2_medium"
+    hp.speech_tokens_dict_size = 6563
+    hp.input_pos_emb = None
+    hp.speech_cond_prompt_len = 375
+    hp.use_perceiver_resampler = False
+    hp.emotion_adv = False
+    return hp
+
+
 def _load_upstream(spec: VariantSpec, directory: Path, device: str):
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3.modules.t3_config import T3Config
@@ -344,25 +395,17 @@ def _load_upstream(spec: VariantSpec, directory: Path, device: str):
         s3gen.load_state_dict(_read_state(directory / "s3gen.safetensors"), strict=False)
         tokenizer = EnTokenizer(str(directory / "tokenizer.json"))
     elif spec.multilingual:
-        from chatterbox.models.tokenizers import MTLTokenizer
         from chatterbox.mtl_tts import ChatterboxMultilingualTTS as Upstream, Conditionals
 
         t3 = _build_t3(T3Config.multilingual(), t3_state)
         s3gen = S3Gen()
         s3gen.load_state_dict(_read_state(directory / "s3gen.pt"))
-        tokenizer = MTLTokenizer(str(directory / "grapheme_mtl_merged_expanded_v1.json"))
+        tokenizer = multilingual_tokenizer(directory)
     else:
         from transformers import AutoTokenizer
         from chatterbox.tts_turbo import ChatterboxTurboTTS as Upstream, Conditionals
 
-        hp = T3Config(text_tokens_dict_size=50276)
-        hp.llama_config_name = "GPT2_medium"
-        hp.speech_tokens_dict_size = 6563
-        hp.input_pos_emb = None
-        hp.speech_cond_prompt_len = 375
-        hp.use_perceiver_resampler = False
-        hp.emotion_adv = False
-        t3 = _build_t3(hp, t3_state)
+        t3 = _build_t3(turbo_t3_config(), t3_state)
         del t3.tfmr.wte
         s3gen = S3Gen(meanflow=True)
         s3gen.load_state_dict(_read_state(directory / "s3gen_meanflow.safetensors"), strict=True)

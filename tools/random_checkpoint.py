@@ -16,31 +16,50 @@ from pathlib import Path
 
 import numpy as np
 
-CHECKPOINT_FILES = ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt")
 BUILDER_VERSION = 1
 # The built-in voice's length: S3Gen prepends it to every call (shorter ones break very short outputs upstream).
 BUILTIN_VOICE_SECONDS = 4.0
 
 _SPECIAL_TOKENS = {"[STOP]": 0, "[UNK]": 1, "[SPACE]": 2, "[START]": 255, "[PAD]": 256, "[SEP]": 257, "[CLS]": 258, "[MASK]": 259}
 _CHARACTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'\"-()&%$#@*+=/:;"
+_ACCENTS = "\u0300\u0301\u0302\u0303\u0308\u030a\u0327"  # what NFKD leaves of é, è, ê, ñ, ü, å, ç
 
 
-def write_tokenizer(path: Path) -> None:
-    """A character-level tokenizer.json with Chatterbox's special tokens, ids below 704."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from tokenizers import AddedToken
+def write_tokenizer(path: Path, language_tags: tuple[str, ...] = ()) -> None:
+    """A character-level tokenizer.json with Chatterbox's special tokens (and language tags such as `[fr]`, for the
+    multilingual model), ids below 704."""
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
 
-    vocab = dict(_SPECIAL_TOKENS)
+    special = {**_SPECIAL_TOKENS, **{f"[{tag}]": 260 + i for i, tag in enumerate(language_tags)}}
+    vocab = dict(special)
     next_id = 3
-    for ch in _CHARACTERS:
+    for ch in _CHARACTERS + _ACCENTS:
+        while next_id in vocab.values():
+            next_id += 1
         vocab[ch] = next_id
         next_id += 1
     taken = set(vocab.values())
-    vocab.update({f"[unused{i}]": i for i in range(next_id, max(taken)) if i not in taken})
+    vocab.update({f"[unused{i}]": i for i in range(3, max(taken)) if i not in taken})
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in _SPECIAL_TOKENS])
+    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in special])
     tokenizer.save(str(path))
+
+
+def write_gpt2_tokenizer(directory: Path) -> None:
+    """A small byte-level BPE tokenizer in GPT-2's file layout, as Turbo's AutoTokenizer loads it."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2TokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([_CHARACTERS, "the quick brown fox jumps over the lazy dog"], vocab_size=300,
+                            special_tokens=["<|endoftext|>"], show_progress=False)
+    bpe.save_model(str(directory))
+    tokenizer = GPT2TokenizerFast(vocab_file=str(directory / "vocab.json"), merges_file=str(directory / "merges.txt"))
+    tokenizer.save_pretrained(str(directory))
+    for name, content in (("added_tokens.json", {}), ("special_tokens_map.json", tokenizer.special_tokens_map)):
+        if not (directory / name).exists():  # the released layout has them; newer transformers no longer writes them
+            (directory / name).write_text(json.dumps(content), encoding="utf-8")
 
 
 def synthetic_voice(seconds: float = 4.0, sample_rate: int = 24000, seed: int = 0) -> np.ndarray:
@@ -55,47 +74,100 @@ def synthetic_voice(seconds: float = 4.0, sample_rate: int = 24000, seed: int = 
     return (0.3 * wave / np.abs(wave).max()).astype(np.float32)
 
 
-def build(directory: Path, t3_layers: int = 2, t3_mlp: int = 1024, seed: int = 0,
+def build(directory: Path, variant: str = "chatterbox", t3_layers: int = 2, t3_mlp: int = 1024, seed: int = 0,
           voice_seconds: float = BUILTIN_VOICE_SECONDS) -> Path:
-    """Write a random checkpoint into `directory` (created) and return it."""
+    """Write a random checkpoint of `variant` into `directory` (created) and return it. `t3_mlp` is the Llama
+    MLP width; Turbo's GPT-2 backbone keeps its own (four times its width)."""
     import soundfile as sf
     import torch
-    from safetensors.torch import save_file
-    from chatterbox.models.s3gen import S3Gen
-    from chatterbox.models.t3 import T3
-    from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
-    from chatterbox.models.t3.modules.t3_config import T3Config
-    from chatterbox.models.tokenizers import EnTokenizer
-    from chatterbox.models.voice_encoder import VoiceEncoder
-    from chatterbox.tts import ChatterboxTTS
 
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-
-    config_name = f"random_llama_{t3_layers}x{t3_mlp}"
-    llama = copy.deepcopy(LLAMA_CONFIGS["Llama_520M"])
-    llama.update(num_hidden_layers=t3_layers, intermediate_size=t3_mlp)
-    LLAMA_CONFIGS[config_name] = llama
-    hp = T3Config.english_only()
-    hp.llama_config_name = config_name
-
-    t3, s3gen, ve = T3(hp).eval(), S3Gen().eval(), VoiceEncoder().eval()
-    save_file(_contiguous(t3.state_dict()), directory / "t3_cfg.safetensors")
-    save_file(_contiguous(s3gen.state_dict()), directory / "s3gen.safetensors")
-    save_file(_contiguous(ve.state_dict()), directory / "ve.safetensors")
-    write_tokenizer(directory / "tokenizer.json")
-
-    model = ChatterboxTTS(t3, s3gen, ve, EnTokenizer(str(directory / "tokenizer.json")), "cpu")
+    model = _BUILDERS[variant](directory, t3_layers, t3_mlp)
     with tempfile.TemporaryDirectory() as tmp:
         reference = Path(tmp) / "reference.wav"
         sf.write(reference, synthetic_voice(voice_seconds), 24000)
         model.prepare_conditionals(str(reference))
     model.conds.save(directory / "conds.pt")
     (directory / "random_checkpoint.json").write_text(
-        json.dumps({"builder_version": BUILDER_VERSION, "t3_layers": t3_layers, "t3_mlp": t3_mlp, "seed": seed,
-                    "voice_seconds": voice_seconds})
+        json.dumps({"builder_version": BUILDER_VERSION, "variant": variant, "t3_layers": t3_layers, "t3_mlp": t3_mlp,
+                    "seed": seed, "voice_seconds": voice_seconds})
     )
     return directory
+
+
+def _backbone(base: str, **sizes) -> str:
+    """The name of a copy of T3's backbone config `base` with other sizes, registered where T3 looks it up."""
+    from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
+
+    name = f"random_{base}_" + "_".join(f"{key}{value}" for key, value in sizes.items())
+    LLAMA_CONFIGS[name] = {**copy.deepcopy(LLAMA_CONFIGS[base]), **sizes}
+    return name
+
+
+def _english(directory: Path, t3_layers: int, t3_mlp: int):
+    from safetensors.torch import save_file
+    from chatterbox.models.s3gen import S3Gen
+    from chatterbox.models.t3 import T3
+    from chatterbox.models.t3.modules.t3_config import T3Config
+    from chatterbox.models.tokenizers import EnTokenizer
+    from chatterbox.models.voice_encoder import VoiceEncoder
+    from chatterbox.tts import ChatterboxTTS
+
+    hp = T3Config.english_only()
+    hp.llama_config_name = _backbone("Llama_520M", num_hidden_layers=t3_layers, intermediate_size=t3_mlp)
+    t3, s3gen, ve = T3(hp).eval(), S3Gen().eval(), VoiceEncoder().eval()
+    save_file(_contiguous(t3.state_dict()), directory / "t3_cfg.safetensors")
+    save_file(_contiguous(s3gen.state_dict()), directory / "s3gen.safetensors")
+    save_file(_contiguous(ve.state_dict()), directory / "ve.safetensors")
+    write_tokenizer(directory / "tokenizer.json")
+    return ChatterboxTTS(t3, s3gen, ve, EnTokenizer(str(directory / "tokenizer.json")), "cpu")
+
+
+def _multilingual(directory: Path, t3_layers: int, t3_mlp: int):
+    import torch
+    from safetensors.torch import save_file
+    from chatterbox.models.s3gen import S3Gen
+    from chatterbox.models.t3 import T3
+    from chatterbox.models.t3.modules.t3_config import T3Config
+    from chatterbox.models.voice_encoder import VoiceEncoder
+    from chatterbox.mtl_tts import SUPPORTED_LANGUAGES, ChatterboxMultilingualTTS
+
+    from engine.models import multilingual_tokenizer
+
+    hp = T3Config.multilingual()
+    hp.llama_config_name = _backbone("Llama_520M", num_hidden_layers=t3_layers, intermediate_size=t3_mlp)
+    t3, s3gen, ve = T3(hp).eval(), S3Gen().eval(), VoiceEncoder().eval()
+    save_file(_contiguous(t3.state_dict()), directory / "t3_mtl23ls_v2.safetensors")
+    torch.save(_contiguous(s3gen.state_dict()), directory / "s3gen.pt")
+    torch.save(_contiguous(ve.state_dict()), directory / "ve.pt")
+    write_tokenizer(directory / "grapheme_mtl_merged_expanded_v1.json", tuple(SUPPORTED_LANGUAGES))
+    (directory / "Cangjie5_TC.json").write_text(json.dumps(["日\ta", "月\tb"]), encoding="utf-8")
+    return ChatterboxMultilingualTTS(t3, s3gen, ve, multilingual_tokenizer(directory), "cpu")
+
+
+def _turbo(directory: Path, t3_layers: int, t3_mlp: int):
+    from safetensors.torch import save_file
+    from chatterbox.models.s3gen import S3Gen
+    from chatterbox.models.t3 import T3
+    from chatterbox.models.voice_encoder import VoiceEncoder
+    from chatterbox.tts_turbo import ChatterboxTurboTTS
+    from transformers import AutoTokenizer
+
+    from engine.models import turbo_t3_config
+
+    hp = turbo_t3_config()
+    hp.llama_config_name = _backbone("GPT2_medium", n_layer=t3_layers)
+    t3, s3gen, ve = T3(hp).eval(), S3Gen(meanflow=True).eval(), VoiceEncoder().eval()
+    save_file(_contiguous(t3.state_dict()), directory / "t3_turbo_v1.safetensors")
+    save_file(_contiguous(s3gen.state_dict()), directory / "s3gen_meanflow.safetensors")
+    save_file(_contiguous(ve.state_dict()), directory / "ve.safetensors")
+    write_gpt2_tokenizer(directory)
+    del t3.tfmr.wte
+    return ChatterboxTurboTTS(t3, s3gen, ve, AutoTokenizer.from_pretrained(directory), "cpu")
+
+
+_BUILDERS = {"chatterbox": _english, "chatterbox-multilingual": _multilingual, "chatterbox-turbo": _turbo}
 
 
 def _contiguous(state: dict) -> dict:
@@ -104,10 +176,13 @@ def _contiguous(state: dict) -> dict:
 
 def cached(name: str, **build_args) -> Path:
     """A random checkpoint cached under the user cache directory, built on first use."""
+    from engine.models import VARIANTS
+
     root = Path(os.environ.get("CHATTERBOX_STUDIO_CACHE", Path.home() / ".cache" / "chatterbox-studio"))
     directory = root / f"{name}-v{BUILDER_VERSION}"
     marker = directory / "random_checkpoint.json"
-    if marker.exists() and all((directory / f).exists() for f in CHECKPOINT_FILES):
+    files = VARIANTS[build_args.get("variant", "chatterbox")].files
+    if marker.exists() and all((directory / f).exists() for f in files):
         return directory
     partial = root / f".{name}-building-{os.getpid()}"
     build(partial, **build_args)
@@ -121,11 +196,12 @@ def cached(name: str, **build_args) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path)
+    parser.add_argument("--variant", choices=sorted(_BUILDERS), default="chatterbox")
     parser.add_argument("--layers", type=int, default=2, help="T3 transformer layers (30 is the released size)")
     parser.add_argument("--mlp", type=int, default=1024, help="T3 MLP width (4096 is the released size)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(build(args.directory, t3_layers=args.layers, t3_mlp=args.mlp, seed=args.seed))
+    print(build(args.directory, args.variant, t3_layers=args.layers, t3_mlp=args.mlp, seed=args.seed))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,100 @@
+"""The multilingual and Turbo models load from their own file layouts and speak through the engine, as upstream's
+own `generate` makes them speak. Their random checkpoints are built from chatterbox's own classes; the multilingual
+T3 has 14 layers because upstream's alignment analyzer watches attention heads in layers 9, 12 and 13."""
+
+import numpy as np
+import pytest
+import torch
+
+from engine import Engine, EngineConfig, InvalidAudio, SynthesisRequest, Voice, audio
+from tools import random_checkpoint
+from tools.random_checkpoint import synthetic_voice
+
+SEED = 77
+TOKEN_LIMIT = 12
+FADE = 240  # the engine fades 10 ms at each end of a chunk
+
+
+def variant_engine(tmp_path_factory, model: str, checkpoint) -> Engine:
+    return Engine(EngineConfig(device="cpu", checkpoint_dir=checkpoint, model=model, precision="exact",
+                               data_dir=tmp_path_factory.mktemp(model)))
+
+
+@pytest.fixture(scope="module")
+def turbo(tmp_path_factory):
+    checkpoint = random_checkpoint.cached("tiny-turbo-2layer", variant="chatterbox-turbo", t3_layers=2,
+                                          voice_seconds=6.0)
+    engine = variant_engine(tmp_path_factory, "chatterbox-turbo", checkpoint)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def multilingual(tmp_path_factory):
+    checkpoint = random_checkpoint.cached("tiny-mtl-14layer", variant="chatterbox-multilingual", t3_layers=14)
+    engine = variant_engine(tmp_path_factory, "chatterbox-multilingual", checkpoint)
+    yield engine
+    engine.close()
+
+
+def capped(owner, method: str, keyword: str, limit: int, monkeypatch) -> list:
+    """Cap `owner.method`'s token limit argument at `limit` and record the tokens it returns."""
+    original, recorded = getattr(owner, method), []
+
+    def call(*args, **kwargs):
+        kwargs[keyword] = min(kwargs.get(keyword, 1000), limit)
+        tokens = original(*args, **kwargs)
+        recorded.append(tokens.clone())
+        return tokens
+
+    monkeypatch.setattr(owner, method, call)
+    return recorded
+
+
+def test_turbo_audio_equals_upstream_generate(turbo, monkeypatch):
+    text = "Hello there, how are you today?"
+    clip = turbo.synthesize(SynthesisRequest(text, seed=SEED, top_p=0.95, max_tokens_per_chunk=TOKEN_LIMIT))
+    upstream = turbo.synthesizer.model.upstream
+    recorded = capped(upstream.t3, "inference_turbo", "max_gen_len", TOKEN_LIMIT - 1, monkeypatch)
+    torch.manual_seed(SEED)
+    expected = upstream.generate(text).squeeze(0).numpy()
+    assert recorded[0].numel() == TOKEN_LIMIT
+    assert len(clip.samples) == len(expected)
+    assert np.array_equal(clip.samples[FADE:-FADE], expected[FADE:-FADE])
+
+
+def test_turbo_clones_a_clip_of_five_seconds_or_more_and_refuses_a_shorter_one(turbo):
+    long_enough = Voice(clip=audio.encode(synthetic_voice(6.0, seed=5), 24000, "wav"))
+    assert turbo.synthesize(SynthesisRequest("Cloned.", voice=long_enough, max_tokens_per_chunk=5)).duration > 0
+    too_short = Voice(clip=audio.encode(synthetic_voice(4.0, seed=5), 24000, "wav"))
+    with pytest.raises(InvalidAudio, match="at least 5 s"):
+        turbo.synthesize(SynthesisRequest("Cloned.", voice=too_short, max_tokens_per_chunk=5))
+
+
+class StopAfterT3(Exception):
+    """Raised by the S3Gen test double: upstream's multilingual `generate` passes control tokens that random weights
+    sample on to S3Gen, which cannot embed them, so the comparison stops at the speech tokens."""
+
+
+def test_multilingual_speech_tokens_equal_upstream_generate(multilingual, monkeypatch):
+    text = "Ça a été très bien, merci."
+    request = SynthesisRequest(text, seed=SEED, language="fr", repetition_penalty=2.0, max_tokens_per_chunk=TOKEN_LIMIT)
+    upstream = multilingual.synthesizer.model_for(None).upstream
+    recorded = capped(upstream.t3, "inference", "max_new_tokens", TOKEN_LIMIT, monkeypatch)
+    assert multilingual.synthesize(request).duration > 0
+
+    def s3gen_double(*args, **kwargs):
+        raise StopAfterT3
+
+    monkeypatch.setattr(upstream.s3gen, "inference", s3gen_double)
+    torch.manual_seed(SEED)
+    with pytest.raises(StopAfterT3):
+        upstream.generate(text, language_id="fr")
+    ours, theirs = recorded
+    assert ours.shape[-1] == TOKEN_LIMIT
+    assert torch.equal(ours, theirs)
+
+
+def test_multilingual_clones_a_reference_clip_in_another_language(multilingual, reference_clip):
+    request = SynthesisRequest("Guten Tag.", voice=Voice(clip=reference_clip), language="de", max_tokens_per_chunk=5)
+    assert multilingual.synthesize(request).duration > 0
