@@ -59,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_parameter_flags(parser: argparse.ArgumentParser) -> None:
     for name, (low, high, default) in _parameter_ranges().items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=default,
-                            help=f"{low} to {high} (default {default})")
+        if name == "speed":
+            parser.add_argument("--speed", type=float, default=default, help=f"{low} to {high} (default {default})")
+        else:
+            parser.add_argument(f"--{name.replace('_', '-')}", type=float,
+                                help=f"{low} to {high} (default: the model's own, {default} for English)")
 
 
 def _parameter_ranges():

@@ -40,6 +40,7 @@ class VariantSpec:
     files: tuple[str, ...]
     ignores: tuple[str, ...] = ()
     multilingual: bool = False
+    defaults: tuple[tuple[str, float], ...] = ()  # where upstream's `generate` defaults differ from the English model's
 
     def missing_files(self, directory: Path) -> list[str]:
         return [f for f in self.files if f != "conds.pt" and not (directory / f).exists()]
@@ -54,14 +55,14 @@ VARIANTS = {
         "chatterbox-multilingual", "ResembleAI/chatterbox", "t3_mtl23ls_v2.safetensors",
         ("ve.pt", "t3_mtl23ls_v2.safetensors", "s3gen.pt", "grapheme_mtl_merged_expanded_v1.json", "conds.pt",
          "Cangjie5_TC.json"),
-        multilingual=True,
+        multilingual=True, defaults=(("repetition_penalty", 2.0),),
     ),
     "chatterbox-turbo": VariantSpec(
         "chatterbox-turbo", "ResembleAI/chatterbox-turbo", "t3_turbo_v1.safetensors",
         ("ve.safetensors", "t3_turbo_v1.safetensors", "s3gen_meanflow.safetensors", "conds.pt",
          "tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",
          "added_tokens.json"),
-        ignores=("cfg_weight", "exaggeration", "min_p"),
+        ignores=("cfg_weight", "exaggeration", "min_p"), defaults=(("top_p", 0.95),),
     ),
 }
 

@@ -58,7 +58,7 @@ class Synthesizer:
     def ignored_parameters(self, request: SynthesisRequest) -> list[str]:
         """The parameters this request set that its variant does not use."""
         spec = VARIANTS[request.model or self.config.model]
-        ignored = [p for p in spec.ignores if getattr(request, p) != PARAMETER_RANGES[p][2]]
+        ignored = [p for p in spec.ignores if getattr(request, p) not in (None, PARAMETER_RANGES[p][2])]
         if request.language and not spec.multilingual and request.language.lower() != "en":
             raise InvalidRequest(
                 f"{spec.name} speaks English only; use model chatterbox-multilingual for language '{request.language}'.",
@@ -70,6 +70,7 @@ class Synthesizer:
         """Audio chunks for `request`, in order; stops early when `cancelled()` turns true."""
         chunks = text_prep.split(request.text, self.config.chunk_chars)
         model = self.model_for(request.model)
+        request = request.with_defaults(dict(model.spec.defaults))
         conds = self.conditionals(model, request)
         t3_cond = model.t3_conditioning(conds, request.exaggeration)
         sampling = Sampling(request.temperature, request.top_p, request.min_p, request.repetition_penalty,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Mapping
 
 from .errors import InvalidRequest
 from .text import check_speakable, normalize
@@ -50,7 +51,7 @@ class Voice:
         return "reference clip" if self.clip is not None else "built-in voice"
 
 
-# name: (minimum, maximum, default)
+# name: (minimum, maximum, default); the defaults are the English model's, see `SynthesisRequest.with_defaults`
 PARAMETER_RANGES: dict[str, tuple[float, float, float]] = {
     "exaggeration": (0.0, 2.0, 0.5),
     "cfg_weight": (0.0, 1.0, 0.5),
@@ -70,12 +71,12 @@ class SynthesisRequest:
     voice: Voice = field(default_factory=Voice.builtin)
     model: str | None = None
     language: str | None = None
-    exaggeration: float = PARAMETER_RANGES["exaggeration"][2]
-    cfg_weight: float = PARAMETER_RANGES["cfg_weight"][2]
-    temperature: float = PARAMETER_RANGES["temperature"][2]
-    top_p: float = PARAMETER_RANGES["top_p"][2]
-    min_p: float = PARAMETER_RANGES["min_p"][2]
-    repetition_penalty: float = PARAMETER_RANGES["repetition_penalty"][2]
+    exaggeration: float | None = None  # None: the model's own default
+    cfg_weight: float | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
     speed: float = PARAMETER_RANGES["speed"][2]
     seed: int | None = None
     max_tokens_per_chunk: int | None = None
@@ -86,6 +87,8 @@ class SynthesisRequest:
         check_speakable(normalize(self.text))
         for name, (low, high, _) in PARAMETER_RANGES.items():
             value = getattr(self, name)
+            if value is None and name != "speed":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise InvalidRequest(f"{name} must be a number between {low} and {high}.", name)
             if not low <= value <= high:
@@ -105,6 +108,12 @@ class SynthesisRequest:
     def with_seed(self, seed: int) -> "SynthesisRequest":
         return replace(self, seed=seed)
 
+    def with_defaults(self, model_defaults: Mapping[str, float]) -> "SynthesisRequest":
+        """The request with every parameter it leaves unset taken from `model_defaults`, else from PARAMETER_RANGES."""
+        unset = {name: model_defaults.get(name, default) for name, (_, _, default) in PARAMETER_RANGES.items()
+                 if getattr(self, name) is None}
+        return replace(self, **unset)
+
     def parameters(self) -> dict:
-        """The sampling parameters as a plain dict (for history, datasets and logs)."""
+        """The sampling parameters as a plain dict (for history, datasets and logs); None: the model's default."""
         return {name: getattr(self, name) for name in (*PARAMETER_RANGES, "seed", "language", "model")}

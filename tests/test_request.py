@@ -17,6 +17,8 @@ def test_out_of_range_parameters_are_refused_by_name(field, value):
     assert field in error.value.message or str(value) in error.value.message
 
 
-def test_defaults_are_valid():
-    request = SynthesisRequest("Hello.")
-    assert request.parameters()["exaggeration"] == 0.5
+def test_unset_parameters_take_the_models_defaults_then_the_english_ones():
+    request = SynthesisRequest("Hello.", temperature=0.6)
+    assert request.parameters()["repetition_penalty"] is None
+    resolved = request.with_defaults({"repetition_penalty": 2.0, "temperature": 0.9})
+    assert (resolved.repetition_penalty, resolved.temperature, resolved.exaggeration) == (2.0, 0.6, 0.5)

@@ -16,6 +16,7 @@ import app
 from engine import PARAMETER_RANGES, EngineConfig, InvalidRequest, NotFound, VoiceLibrary, presets
 from settings import Settings
 from tools import random_checkpoint
+from engine.models import VARIANTS
 from ui import handlers, history, reference
 
 RATE = 24000
@@ -97,6 +98,16 @@ def test_variant_controls_disable_what_the_variant_ignores(tmp_path):
                            "min_p": False, "repetition_penalty": True, "speed": True}
     assert language["interactive"] is False and "ignores cfg_weight" in note
     assert h.variant_controls("chatterbox-multilingual")[-2]["interactive"] is True
+
+
+def test_choosing_a_variant_sets_the_sliders_whose_default_is_its_own(tmp_path):
+    h = _handlers(tmp_path)
+    values = {name: [u.get("value") for u in h.variant_defaults(name)] for name in VARIANTS}
+    by_parameter = {name: dict(zip(handlers.PARAMS, row)) for name, row in values.items()}
+    assert by_parameter["chatterbox-multilingual"]["repetition_penalty"] == 2.0
+    assert by_parameter["chatterbox-turbo"]["top_p"] == 0.95
+    assert by_parameter["chatterbox"]["repetition_penalty"] == 1.2 and by_parameter["chatterbox"]["top_p"] == 1.0
+    assert by_parameter["chatterbox"]["exaggeration"] is None  # left as the user set it
 
 
 def test_history_lists_newest_first():

@@ -53,7 +53,7 @@ def capped(owner, method: str, keyword: str, limit: int, monkeypatch) -> list:
 
 def test_turbo_audio_equals_upstream_generate(turbo, monkeypatch):
     text = "Hello there, how are you today?"
-    clip = turbo.synthesize(SynthesisRequest(text, seed=SEED, top_p=0.95, max_tokens_per_chunk=TOKEN_LIMIT))
+    clip = turbo.synthesize(SynthesisRequest(text, seed=SEED, max_tokens_per_chunk=TOKEN_LIMIT))
     upstream = turbo.synthesizer.model.upstream
     recorded = capped(upstream.t3, "inference_turbo", "max_gen_len", TOKEN_LIMIT - 1, monkeypatch)
     torch.manual_seed(SEED)
@@ -78,7 +78,7 @@ class StopAfterT3(Exception):
 
 def test_multilingual_speech_tokens_equal_upstream_generate(multilingual, monkeypatch):
     text = "Ça a été très bien, merci."
-    request = SynthesisRequest(text, seed=SEED, language="fr", repetition_penalty=2.0, max_tokens_per_chunk=TOKEN_LIMIT)
+    request = SynthesisRequest(text, seed=SEED, language="fr", max_tokens_per_chunk=TOKEN_LIMIT)
     upstream = multilingual.synthesizer.model_for(None).upstream
     recorded = capped(upstream.t3, "inference", "max_new_tokens", TOKEN_LIMIT, monkeypatch)
     assert multilingual.synthesize(request).duration > 0
@@ -98,3 +98,21 @@ def test_multilingual_speech_tokens_equal_upstream_generate(multilingual, monkey
 def test_multilingual_clones_a_reference_clip_in_another_language(multilingual, reference_clip):
     request = SynthesisRequest("Guten Tag.", voice=Voice(clip=reference_clip), language="de", max_tokens_per_chunk=5)
     assert multilingual.synthesize(request).duration > 0
+
+
+@pytest.mark.parametrize("variant, parameter, default, chosen", [("turbo", "top_p", 0.95, 0.5),
+                                                                 ("multilingual", "repetition_penalty", 2.0, 1.5)])
+def test_each_variant_samples_with_upstreams_defaults_unless_told_otherwise(variant, parameter, default, chosen,
+                                                                            request, monkeypatch):
+    engine = request.getfixturevalue(variant)
+    model = engine.synthesizer.model_for(None)
+    original, used = model.speech_tokens, []
+
+    def recorded(prompts, t3_cond, sampling, *args):
+        used.append(getattr(sampling, parameter))
+        return original(prompts, t3_cond, sampling, *args)
+
+    monkeypatch.setattr(model, "speech_tokens", recorded)
+    for explicit in ({}, {parameter: chosen}):
+        engine.synthesize(SynthesisRequest("Hello.", max_tokens_per_chunk=3, **explicit))
+    assert used == [default, chosen]

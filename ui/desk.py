@@ -120,6 +120,7 @@ def build_desk(engine: Engine, settings) -> gr.Blocks:
         save_preset.click(h.save_preset, [preset_name, *params], [preset, preset_note], **PRIVATE)
         dice.click(random_seed, None, seed, **PRIVATE)
         model.change(h.variant_controls, model, [*params, language, variant_note], **PRIVATE)
+        model.input(h.variant_defaults, model, params, **PRIVATE)
 
         synthesis = gr.on([generate.click], h.generate,
                           [text, reference, voice, fmt, *params, seed, language, model, takes],
@@ -136,6 +137,7 @@ def build_desk(engine: Engine, settings) -> gr.Blocks:
         voice.change(h.api_examples, voice, api_examples, show_progress="hidden", **PRIVATE)
         desk.load(h.refresh_voices, None, voice, **PRIVATE)
         desk.load(h.variant_controls, model, [*params, language, variant_note], **PRIVATE)
+        desk.load(h.variant_defaults, model, params, **PRIVATE)
         _api_endpoints(h)
     return desk
 

@@ -184,6 +184,13 @@ class Handlers:
             note = (note + " Language: English only (choose chatterbox-multilingual for others).").strip()
         return [*updates, gr.update(interactive=spec.multilingual), note]
 
+    def variant_defaults(self, model: str) -> list:
+        """The sliders whose default differs between variants, set to `model`'s; the others as they are."""
+        defaults = dict(VARIANTS[model].defaults)
+        varying = {name for spec in VARIANTS.values() for name, _ in spec.defaults}
+        return [gr.update(value=defaults.get(p, PARAMETER_RANGES[p][2])) if p in varying else gr.update()
+                for p in PARAMS]
+
     # Synthesis
 
     def request(self, text: str, clip: str | None, voice_id: str | None, values: dict) -> SynthesisRequest:
