@@ -149,7 +149,7 @@ def _api_endpoints(h: Handlers) -> None:
             gr.Textbox(label="text"),
             gr.Audio(type="filepath", label="reference"),
             gr.Textbox("", label="voice_id"),
-            *(gr.Number(PARAMETER_RANGES[name][2], label=name) for name in PARAMS),
+            *(gr.Number(PARAMETER_RANGES[name][2] if name == "speed" else None, label=name) for name in PARAMS),
             gr.Number(-1, precision=0, label="seed"),
             gr.Textbox("", label="language"),
             gr.Textbox("", label="model"),

@@ -288,7 +288,8 @@ class Handlers:
                        cfg_weight: float, temperature: float, top_p: float, min_p: float, repetition_penalty: float,
                        speed: float, seed: float | None, language: str | None, model: str | None,
                        output_format: str) -> str:
-        """Synthesize `text` in a voice (a reference clip, or a library voice id, or the built-in one) to a file."""
+        """Synthesize `text` in a voice (a reference clip, or a library voice id, or the built-in one) to a file;
+        a parameter left empty takes the model's default."""
         params = (exaggeration, cfg_weight, temperature, top_p, min_p, repetition_penalty, speed)
         fmt = output_format or "wav"
         with readable_errors():
