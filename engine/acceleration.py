@@ -2,10 +2,11 @@
 
 exact: float32 throughout and upstream's own 10 flow-matching steps; speech tokens and audio equal upstream's for
        the same seed (the parity test pins this).
-fast:  the English model samples in the studio's own token loop (engine/decoding.py), which decodes up to four
-       chunks of a long text together (the first alone, so it plays sooner), and S3Gen vocodes the chunks of each
-       such batch as one sequence, cut apart afterwards (the flow then runs over the voice's reference prompt
-       once per batch, not once per chunk; each chunk's audio hears its neighbours); on x86 CPUs, T3's linear layers run
+fast:  the chunks of a long text go through the model four at a time (the first alone, so it plays sooner):
+       the English model samples them together in the studio's own token loop (engine/decoding.py), the others
+       one after another in upstream's, then S3Gen vocodes each group as one sequence, cut apart afterwards (the
+       flow runs over the voice's reference prompt once per group, not once per chunk; each chunk's audio hears
+       its neighbours); on x86 CPUs, T3's linear layers run
        as int8 with per-channel weight scales (dynamic quantization), on CUDA GPUs in bfloat16 (sampling stays
        float32); where the
        hardware computes bfloat16 natively (recent x86 CPUs, CUDA GPUs), S3Gen's flow estimator runs in bfloat16

@@ -216,21 +216,26 @@ class LoadedModel:
 
     @property
     def chunks_per_batch(self) -> int:
-        """How many chunks of one text T3 decodes together: one on upstream's path."""
-        return self.acceleration.chunk_batch if self.token_loop is not None else 1
+        """How many chunks of one text go through the model together: the studio's loop decodes them as one T3
+        batch (upstream's path one after another), then S3Gen vocodes them as one sequence."""
+        return self.acceleration.chunk_batch
 
     def speech_tokens(self, prompts: list[SpeechPrompt], t3_cond, sampling: Sampling,
                       cancelled: Callable[[], bool] = lambda: False) -> list[torch.Tensor]:
         """T3: each prompt's text to speech tokens, sampled as upstream samples them; control tokens dropped.
-        Upstream's path takes one prompt at a time and draws from the global generator, seeded here as upstream's
-        `generate` is; only the studio's token loop stops mid-chunk when `cancelled()` turns true."""
+        Upstream's path takes the prompts one after another, each drawing from the global generator seeded with its
+        seed as upstream's `generate` seeds it, and stops between prompts when `cancelled()` turns true; the
+        studio's token loop decodes them together and stops mid-chunk."""
         from chatterbox.models.s3tokenizer import drop_invalid_tokens
 
         with torch.inference_mode():
             if self.token_loop is None:
-                (prompt,) = prompts
-                torch.manual_seed(prompt.seed)
-                rows = [self._upstream_speech_tokens(prompt, t3_cond, sampling)]
+                rows = []
+                for prompt in prompts:
+                    if cancelled():
+                        break
+                    torch.manual_seed(prompt.seed)
+                    rows.append(self._upstream_speech_tokens(prompt, t3_cond, sampling))
             else:
                 rows = [drop_invalid_tokens(row[0]) for row in self.token_loop(prompts, t3_cond, sampling, cancelled)]
             return [tokens[tokens < SPEECH_VOCAB].to(self.device) for tokens in rows]

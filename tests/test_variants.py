@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from engine import Engine, EngineConfig, InvalidAudio, SynthesisRequest, Voice, audio
+from engine.models import SPEECH_VOCAB
 from tools import random_checkpoint
 from tools.random_checkpoint import synthetic_voice
 
@@ -116,3 +117,25 @@ def test_each_variant_samples_with_upstreams_defaults_unless_told_otherwise(vari
     for explicit in ({}, {parameter: chosen}):
         engine.synthesize(SynthesisRequest("Hello.", max_tokens_per_chunk=3, **explicit))
     assert used == [default, chosen]
+
+
+def test_fast_turbo_vocodes_the_chunks_after_the_first_together(tmp_path_factory, monkeypatch):
+    checkpoint = random_checkpoint.cached("tiny-turbo-2layer", variant="chatterbox-turbo", t3_layers=2,
+                                          voice_seconds=6.0)
+    engine = Engine(EngineConfig(device="cpu", checkpoint_dir=checkpoint, model="chatterbox-turbo",
+                                 data_dir=tmp_path_factory.mktemp("fast-turbo")))
+    upstream = engine.synthesizer.model_for(None).upstream
+    t3_calls = capped(upstream.t3, "inference_turbo", "max_gen_len", 4, monkeypatch)
+    original, flow_calls = upstream.s3gen.inference, []
+
+    def recorded(*, speech_tokens, **kwargs):
+        flow_calls.append(speech_tokens.numel())
+        return original(speech_tokens=speech_tokens, **kwargs)
+
+    monkeypatch.setattr(upstream.s3gen, "inference", recorded)
+    chunks = list(engine.submit(SynthesisRequest("First part.\n\nSecond part.\n\nThird part.", seed=SEED)))
+    engine.close()
+    assert len(chunks) == len(t3_calls) == 3 and all(chunk.duration > 0.1 for chunk in chunks)
+    speech = [int((tokens < SPEECH_VOCAB).sum()) for tokens in t3_calls]  # control tokens never reach S3Gen
+    silence_tail = 3  # Turbo's S3Gen call ends with three silence tokens
+    assert flow_calls == [speech[0] + silence_tail, speech[1] + speech[2] + silence_tail]
