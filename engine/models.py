@@ -339,17 +339,15 @@ def multilingual_tokenizer(directory: Path):
     word segmenter when its model cannot be downloaded (as upstream does when the package is missing)."""
     from chatterbox.models.tokenizers import MTLTokenizer, tokenizer as tokenizer_module
 
-    if not issubclass(tokenizer_module.ChineseCangjieConverter, _OfflineCangjieConverter):
+    if not getattr(tokenizer_module.ChineseCangjieConverter, "works_offline", False):
         tokenizer_module.ChineseCangjieConverter = _offline_converter_class(tokenizer_module.ChineseCangjieConverter)
     return MTLTokenizer(str(directory / "grapheme_mtl_merged_expanded_v1.json"))
 
 
-class _OfflineCangjieConverter:
-    """Marks the converter class `multilingual_tokenizer` put in place of upstream's."""
-
-
 def _offline_converter_class(upstream_converter: type) -> type:
-    class OfflineCangjieConverter(_OfflineCangjieConverter, upstream_converter):
+    class OfflineCangjieConverter(upstream_converter):
+        works_offline = True
+
         def _load_cangjie_mapping(self, model_dir=None):
             table = Path(model_dir or ".") / "Cangjie5_TC.json"
             if not table.exists():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine import Engine, EngineConfig, InvalidAudio, SynthesisRequest, Voice, audio
-from engine.models import SPEECH_VOCAB
+from engine.models import SPEECH_VOCAB, multilingual_tokenizer
 from tools import random_checkpoint
 from tools.random_checkpoint import synthetic_voice
 
@@ -31,9 +31,13 @@ def turbo(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def multilingual(tmp_path_factory):
-    checkpoint = random_checkpoint.cached("tiny-mtl-14layer", variant="chatterbox-multilingual", t3_layers=14)
-    engine = variant_engine(tmp_path_factory, "chatterbox-multilingual", checkpoint)
+def multilingual_checkpoint():
+    return random_checkpoint.cached("tiny-mtl-14layer", variant="chatterbox-multilingual", t3_layers=14)
+
+
+@pytest.fixture(scope="module")
+def multilingual(tmp_path_factory, multilingual_checkpoint):
+    engine = variant_engine(tmp_path_factory, "chatterbox-multilingual", multilingual_checkpoint)
     yield engine
     engine.close()
 
@@ -139,3 +143,9 @@ def test_fast_turbo_vocodes_the_chunks_after_the_first_together(tmp_path_factory
     speech = [int((tokens < SPEECH_VOCAB).sum()) for tokens in t3_calls]  # control tokens never reach S3Gen
     silence_tail = 3  # Turbo's S3Gen call ends with three silence tokens
     assert flow_calls == [speech[0] + silence_tail, speech[1] + speech[2] + silence_tail]
+
+
+def test_chinese_is_spelled_in_cangjie_from_the_checkpoints_own_table(multilingual_checkpoint):
+    converter = multilingual_tokenizer(multilingual_checkpoint).cangjie_converter
+    spelled = converter("日月")  # the builder's table has two entries: 日 is "a", 月 is "b"
+    assert "[cj_a][cj_.]" in spelled and "[cj_b][cj_.]" in spelled
