@@ -68,7 +68,8 @@ class Synthesizer:
 
     def run(self, request: SynthesisRequest, cancelled: Callable[[], bool]) -> Iterator[audio.AudioChunk]:
         """Audio chunks for `request`, in order; stops early when `cancelled()` turns true."""
-        chunks = text_prep.split(request.text, self.config.chunk_chars)
+        chunk_text = text_prep.phrases if request.separate_phrases else text_prep.split
+        chunks = chunk_text(request.text, self.config.chunk_chars)
         model = self.model_for(request.model)
         request = request.with_defaults(dict(model.spec.defaults))
         conds = self.conditionals(model, request)

@@ -80,6 +80,7 @@ class SynthesisRequest:
     speed: float = PARAMETER_RANGES["speed"][2]
     seed: int | None = None
     max_tokens_per_chunk: int | None = None
+    separate_phrases: bool = False  # each paragraph a phrase of its own: one chunk, no pause after it
 
     def __post_init__(self):
         if not isinstance(self.text, str):

@@ -66,6 +66,20 @@ def split(text: str, max_chars: int = 250) -> list[TextChunk]:
     return [c for c in chunks if has_words(c.text)]
 
 
+def phrases(text: str, max_chars: int = 250) -> list[TextChunk]:
+    """Each paragraph as one chunk with no pause after it, for texts whose paragraphs are separate utterances."""
+    text = normalize(text)
+    check_speakable(text)
+    chunks = [TextChunk(paragraph, 0.0) for paragraph in text.split("\n\n")]
+    for number, chunk in enumerate(chunks, 1):
+        if not has_words(chunk.text):
+            raise InvalidRequest(f"Phrase {number} has no letters or digits to speak; remove it or add words.", "input")
+        if len(chunk.text) > max_chars:
+            raise InvalidRequest(f"Phrase {number} is {len(chunk.text)} characters; a phrase may have at most "
+                                 f"{max_chars}. Split it, or send it as a text of its own.", "input")
+    return chunks
+
+
 def _pieces(paragraph: str, max_chars: int) -> list[TextChunk]:
     """Sentences (and parts of overlong sentences) each with the pause that follows it."""
     pieces = []

@@ -85,6 +85,34 @@ def test_five_phrases_make_a_piper_folder_and_resume_adds_only_what_is_missing(e
         assert wav_info(tmp_path / "set" / "wavs" / f"anwar_{i + 1:05d}.wav") == (22050, 1, "PCM_16")
 
 
+def test_in_process_phrases_share_requests_yet_keep_their_own_seeds(engine, reference_clip, tmp_path, monkeypatch):
+    submitted, submit = [], engine.submit
+    monkeypatch.setattr(engine, "submit", lambda request: submitted.append(request) or submit(request))
+    monkeypatch.setattr("dataset.runner.PHRASES_PER_REQUEST", 4)
+    phrases = [f"Phrase number {n}." for n in range(6)] + ["word " * 60 + "end."]
+    run = DatasetRun(tmp_path / "set", "v", 22050, seed=9)
+    summary = run.run(EngineSpeaker(engine, Voice(clip=reference_clip)), phrases)
+    assert summary["items"] == 7 and summary["failures"] == 0
+    assert [(r.seed, r.text.split("\n\n"), r.separate_phrases) for r in submitted] == [
+        (9, phrases[0:4], True), (13, phrases[4:6], True), (15, [phrases[6]], False)]  # too long to share
+
+
+def test_a_shared_phrase_that_fails_its_check_is_made_again_alone(engine, reference_clip, tmp_path, monkeypatch):
+    refused = {"Phrase two.": 1}
+    keep = DatasetRun.keep
+
+    def refuse_once_double(self, index, text, samples):
+        if refused.get(text):
+            refused[text] -= 1
+            return 0.0, "refused once (a test double)"
+        return keep(self, index, text, samples)
+
+    monkeypatch.setattr(DatasetRun, "keep", refuse_once_double)
+    speaker = EngineSpeaker(engine, Voice(clip=reference_clip))
+    summary = DatasetRun(tmp_path / "set", "v", 22050).run(speaker, ["Phrase one.", "Phrase two.", "Phrase three."])
+    assert summary["items"] == 3 and summary["failures"] == 0 and refused == {"Phrase two.": 0}
+
+
 def dataset_command(tiny_checkpoint, *extra):
     return [sys.executable, str(ROOT / "app.py"), "dataset", "--phrases", "phrases.txt", "--voice", "voice.mp3",
             "--out", "set", "--checkpoint-dir", str(tiny_checkpoint), *extra]

@@ -3,7 +3,7 @@
 import pytest
 
 from engine import InvalidRequest
-from engine.text import PARAGRAPH_PAUSE, normalize, split
+from engine.text import PARAGRAPH_PAUSE, normalize, phrases, split
 
 
 def test_short_text_is_one_chunk_with_no_trailing_pause():
@@ -45,3 +45,16 @@ def test_text_with_nothing_to_say_is_refused(text):
     with pytest.raises(InvalidRequest) as error:
         split(text)
     assert "text" in error.value.message
+
+
+def test_separate_phrases_are_one_chunk_each_with_no_pause():
+    chunks = phrases("First phrase. It has two sentences.\n\nSecond one!\n\nThird?")
+    assert [(c.text, c.pause_after) for c in chunks] == [
+        ("First phrase. It has two sentences.", 0.0), ("Second one!", 0.0), ("Third?", 0.0)]
+
+
+@pytest.mark.parametrize("text, words", [("Fine.\n\n...", "Phrase 2 has no letters"),
+                                         ("Fine.\n\n" + "word " * 60, "Phrase 2 is 299 characters")])
+def test_a_phrase_that_cannot_be_one_chunk_is_refused_by_number(text, words):
+    with pytest.raises(InvalidRequest, match=words):
+        phrases(text)
