@@ -176,26 +176,6 @@ class DatasetRun:
             self._store(self.name(index), text, clip)
         return len(clip) / self.sample_rate, reason
 
-    def produce_together(self, speaker: EngineSpeaker, group: list[tuple[int, str]], progress=None) -> float:
-        """Consecutive phrases in one request, each stored as soon as it is made; one that fails its check, or that
-        the request did not reach, is then made alone as `attempt` makes it. Its seconds of audio."""
-        made: dict[int, tuple[float, str | None]] = {}
-        try:
-            spoken = speaker.speak_together([text for _, text in group], self.seed + group[0][0])
-            for (index, text), samples in zip(group, spoken):
-                made[index] = self.keep(index, text, samples)
-                if made[index][1] is None and progress:
-                    progress(1)
-        except (EngineError, RuntimeError, OSError):
-            pass
-        seconds = sum(done for done, reason in made.values() if reason is None)
-        for index, text in group:
-            if made.get(index, (0.0, "not made"))[1] is not None:
-                seconds += self.attempt(speaker, index, text)
-                if progress:
-                    progress(1)
-        return seconds
-
     def _store(self, name: str, text: str, clip: np.ndarray) -> None:
         wav = self.out / "wavs" / f"{name}.wav"
         partial = wav.with_suffix(".partial")
@@ -227,22 +207,49 @@ class DatasetRun:
             self.record_failure(index, text, reason)
         return seconds
 
+    def made(self, speaker: Speaker, todo: list[tuple[int, str]]) -> Iterator[float]:
+        """Make the phrases of `todo`, yielding each one's seconds of audio (0 when it failed) as it is done: those
+        that can share a request share one (the engine then decodes and vocodes them in groups), the rest alone."""
+        groups, alone = shared_requests(todo, speaker.can_share_a_request) if isinstance(speaker, EngineSpeaker) \
+            else ([], todo)
+        for group in groups:
+            yield from self._made_together(speaker, group)
+        for index, text in alone:
+            yield self.attempt(speaker, index, text)
+
+    def _made_together(self, speaker: EngineSpeaker, group: list[tuple[int, str]]) -> Iterator[float]:
+        """Consecutive phrases in one request, each stored the moment it is made; one that fails its check, or that
+        the request did not reach, is then made alone."""
+        stored = set()
+        try:
+            spoken = speaker.speak_together([text for _, text in group], self.seed + group[0][0])
+            for (index, text), samples in zip(group, spoken):
+                seconds, reason = self.keep(index, text, samples)
+                if reason is None:
+                    stored.add(index)
+                    yield seconds
+        except (EngineError, RuntimeError, OSError):
+            pass
+        for index, text in group:
+            if index not in stored:
+                yield self.attempt(speaker, index, text)
+
     def run(self, speaker: Speaker, phrases: list[str], workers: int = 1, progress=None) -> dict:
-        """Produce every phrase not yet done; returns the summary also written to dataset.json."""
+        """Produce every phrase not yet done, with `workers` requests at a time; returns the summary also written
+        to dataset.json."""
         todo = self.pending(phrases)
         skipped = len(phrases) - len(todo)
-        if hasattr(speaker, "speak_together"):
-            groups, alone = shared_requests(todo, speaker.can_share_a_request)
-            seconds = sum(self.produce_together(speaker, group, progress) for group in groups)
-            todo = alone
-        else:
-            seconds = 0.0
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for future in as_completed([pool.submit(self.attempt, speaker, i, p) for i, p in todo]):
-                seconds += future.result()
-                if progress:
-                    progress(1)
+        seconds = 0.0
+        for done in self.made(speaker, todo) if workers <= 1 else self._made_in_parallel(speaker, todo, workers):
+            seconds += done
+            if progress:
+                progress(1)
         return self.summary(skipped, seconds)
+
+    def _made_in_parallel(self, speaker: Speaker, todo: list[tuple[int, str]], workers: int) -> Iterator[float]:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in as_completed([pool.submit(self.attempt, speaker, i, p) for i, p in todo]):
+                yield future.result()
 
     def summary(self, skipped_done: int, new_seconds: float) -> dict:
         done = self.done()

@@ -60,9 +60,10 @@ def build_dataset_tab(engine: Engine, datasets_dir: Path, voice_choices) -> None
             skipped = len(phrase_list.phrases) - len(todo)
             speaker = EngineSpeaker(engine, voice)
             seconds, started = 0.0, time.monotonic()
-            for done, (index, text) in enumerate(todo, start=1):
-                progress((skipped + done - 1, len(phrase_list.phrases)), desc="Speaking phrases", unit="phrase")
-                seconds += run.attempt(speaker, index, text)
+            progress((skipped, len(phrase_list.phrases)), desc="Speaking phrases", unit="phrase")
+            for done, made in enumerate(run.made(speaker, todo), start=1):
+                seconds += made
+                progress((skipped + done, len(phrase_list.phrases)), desc="Speaking phrases", unit="phrase")
                 yield f"{skipped + done} of {len(phrase_list.phrases)} phrases; {len(run.failures())} failed.", None
             summary = run.summary(skipped, seconds)
             run.describe(summary, source="studio", seconds_taken=round(time.monotonic() - started, 1))
