@@ -1,13 +1,13 @@
 """Time upstream `ChatterboxTTS.generate` and the studio engine on the same checkpoint, seed and token counts.
 
-    ./launch.sh bench [--quick] [--device cpu|cuda] [--tokens N] [--concurrency N] [--chunks N]
+    ./launch.sh bench [--quick] [--device cpu|cuda] [--tokens N] [--concurrency N] [--chunks N] [--model NAME]
 
 The checkpoint has the released architecture at full size with random weights and a 10 s built-in voice (built
 and cached on first use), so the compute per token is that of the real model. Random weights never stop by themselves, so every run
 generates exactly the asked number of speech tokens. Each side runs in its own process, so peak memory is its own.
 With --chunks N the text is N sentences: upstream's `generate` takes them one by one, as a script looping over
 sentences would, and the studio takes them as one request of N chunks (the silence it puts between chunks is not
-counted as audio).
+counted as audio). --model times chatterbox-multilingual (in English, both sides) or chatterbox-turbo instead.
 """
 
 from __future__ import annotations
@@ -28,11 +28,19 @@ SEED = 42
 TOKENS_PER_SECOND = 25
 
 
-def full_size_checkpoint() -> Path:
+# model: (upstream class, T3 layers as released); Turbo's GPT-2 keeps its own MLP width
+UPSTREAM = {"chatterbox": ("chatterbox.tts:ChatterboxTTS", 30),
+            "chatterbox-multilingual": ("chatterbox.mtl_tts:ChatterboxMultilingualTTS", 30),
+            "chatterbox-turbo": ("chatterbox.tts_turbo:ChatterboxTurboTTS", 24)}
+
+
+def full_size_checkpoint(model: str) -> Path:
     sys.path.insert(0, str(ROOT))
     from tools import random_checkpoint
 
-    return random_checkpoint.cached("full-size-random", t3_layers=30, t3_mlp=4096, voice_seconds=10.0)
+    name = "full-size-random" if model == "chatterbox" else f"full-size-random-{model}"
+    return random_checkpoint.cached(name, variant=model, t3_layers=UPSTREAM[model][1], t3_mlp=4096,
+                                    voice_seconds=10.0)
 
 
 def peak_memory_mb(device: str) -> float:
@@ -59,55 +67,81 @@ def timed(owner, method: str, timings: dict, key: str) -> None:
     setattr(owner, method, measured)
 
 
-def capped_t3(t3, tokens: int) -> None:
-    """Make upstream's T3 stop after `tokens` speech tokens, as the studio's request asks it to."""
-    original = t3.inference
+def capped_t3(t3, tokens: int, turbo: bool) -> str:
+    """Make upstream's T3 stop after `tokens` speech tokens, as the studio's request asks it to; the method's name."""
+    method, limit, cap = ("inference_turbo", "max_gen_len", tokens - 1) if turbo else ("inference", "max_new_tokens", tokens)
+    original = getattr(t3, method)
 
-    def capped(*args, max_new_tokens, **kwargs):
-        return original(*args, max_new_tokens=min(max_new_tokens, tokens), **kwargs)
+    def capped(*args, **kwargs):
+        return original(*args, **{**kwargs, limit: min(kwargs.get(limit, 1000), cap)})
 
-    t3.inference = capped
+    setattr(t3, method, capped)
+    return method
 
 
-def run_upstream(checkpoint: Path, device: str, tokens: int, runs: int, chunks: int) -> dict:
+def speech_only(s3gen) -> None:
+    """Drop the control tokens random weights sample before upstream's S3Gen sees them, as upstream's English
+    `generate` and the studio do; upstream's multilingual `generate` passes them on and S3Gen cannot embed them."""
+    original = s3gen.inference
+
+    def inference(*args, speech_tokens, **kwargs):
+        return original(*args, speech_tokens=speech_tokens[speech_tokens < 6561], **kwargs)
+
+    s3gen.inference = inference
+
+
+def upstream_model(model: str, checkpoint: Path, device: str):
+    import importlib
+
+    module, name = UPSTREAM[model][0].split(":")
+    if model == "chatterbox-multilingual":
+        from engine.models import multilingual_tokenizer
+
+        multilingual_tokenizer(checkpoint)  # upstream's loader needs the network for Chinese support otherwise
+    return getattr(importlib.import_module(module), name).from_local(checkpoint, device)
+
+
+def run_upstream(model_name: str, checkpoint: Path, device: str, tokens: int, runs: int, chunks: int) -> dict:
     import torch
-    from chatterbox.tts import ChatterboxTTS
 
-    model = ChatterboxTTS.from_local(checkpoint, device)
+    model = upstream_model(model_name, checkpoint, device)
+    language = {"language_id": "en"} if model_name == "chatterbox-multilingual" else {}
     timings = {"t3": 0.0, "s3gen": 0.0}
-    capped_t3(model.t3, tokens)
-    timed(model.t3, "inference", timings, "t3")
+    if model_name == "chatterbox-multilingual":
+        speech_only(model.s3gen)
+    timed(model.t3, capped_t3(model.t3, tokens, model_name == "chatterbox-turbo"), timings, "t3")
     timed(model.s3gen, "inference", timings, "s3gen")
     torch.manual_seed(SEED)
-    model.generate(TEXT)  # warm-up
+    model.generate(TEXT, **language)  # warm-up
     timings.update(t3=0.0, s3gen=0.0)
     started = time.perf_counter()
     seconds = 0.0
     for _ in range(runs):
         for sentence in range(chunks):
             torch.manual_seed(SEED + sentence)
-            seconds += model.generate(TEXT).shape[-1] / model.sr
+            seconds += model.generate(TEXT, **language).shape[-1] / model.sr
     wall = time.perf_counter() - started
     return {"wall": wall, "audio": seconds, "t3": timings["t3"], "s3gen": timings["s3gen"],
             "tokens": tokens * runs * chunks, "first_audio": wall / runs / chunks, "peak_mb": peak_memory_mb(device)}
 
 
-def run_studio(checkpoint: Path, device: str, tokens: int, runs: int, chunks: int, concurrency: int,
-               precision: str) -> dict:
+def run_studio(model_name: str, checkpoint: Path, device: str, tokens: int, runs: int, chunks: int,
+               concurrency: int, precision: str) -> dict:
     import threading
 
     from engine import Engine, EngineConfig, SynthesisRequest
     from engine.text import split
 
-    engine = Engine(EngineConfig(device=device, checkpoint_dir=checkpoint, data_dir=Path("/tmp/bench-data"),
-                                 queue_size=max(16, concurrency), precision=precision))
+    engine = Engine(EngineConfig(device=device, model=model_name, checkpoint_dir=checkpoint,
+                                 data_dir=Path("/tmp/bench-data"), queue_size=max(16, concurrency), precision=precision))
     model = engine.synthesizer.model_for(None)
     timings = {"t3": 0.0, "s3gen": 0.0}
     timed(model, "speech_tokens", timings, "t3")
     timed(model.upstream.s3gen, "inference", timings, "s3gen")
     text = "\n\n".join([TEXT] * chunks)  # one chunk per paragraph
     pauses = sum(chunk.pause_after for chunk in split(text, engine.config.chunk_chars))
-    request = SynthesisRequest(text, seed=SEED, max_tokens_per_chunk=tokens)
+    language = "en" if model_name == "chatterbox-multilingual" else None
+    request = SynthesisRequest(text, seed=SEED, language=language, max_tokens_per_chunk=tokens)
     engine.synthesize(request)  # warm-up
     timings.update(t3=0.0, s3gen=0.0)
     started = time.perf_counter()
@@ -137,7 +171,8 @@ def run_studio(checkpoint: Path, device: str, tokens: int, runs: int, chunks: in
 
 
 def measure_in_subprocess(side: str, args: argparse.Namespace, checkpoint: Path) -> dict:
-    command = [sys.executable, "-m", "bench", "--side", side, "--checkpoint", str(checkpoint), "--device", args.device,
+    command = [sys.executable, "-m", "bench", "--side", side, "--model", args.model, "--checkpoint", str(checkpoint),
+               "--device", args.device,
                "--tokens", str(args.tokens), "--runs", str(args.runs), "--chunks", str(args.chunks),
                "--concurrency", str(args.concurrency), "--precision", args.precision]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
@@ -204,6 +239,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=1, help="sentences in the text, one chunk each (default 1)")
     parser.add_argument("--concurrency", type=int, help="concurrent studio requests (default 1 quick, 16 full)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fast", help="the studio's precision")
+    parser.add_argument("--model", choices=list(UPSTREAM), default="chatterbox", help="the variant to time")
     parser.add_argument("--side", choices=["upstream", "studio"], help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
@@ -215,10 +251,10 @@ def main() -> None:
         sys.path.insert(0, str(ROOT))
         run = run_upstream if args.side == "upstream" else run_studio
         extra = () if args.side == "upstream" else (args.concurrency, args.precision)
-        print(json.dumps(run(args.checkpoint, args.device, args.tokens, args.runs, args.chunks, *extra)))
+        print(json.dumps(run(args.model, args.checkpoint, args.device, args.tokens, args.runs, args.chunks, *extra)))
         return
-    checkpoint = full_size_checkpoint()
-    print(f"Checkpoint: {checkpoint} (released architecture, random weights); {args.tokens} tokens x "
+    checkpoint = full_size_checkpoint(args.model)
+    print(f"Checkpoint: {checkpoint} ({args.model}, released architecture, random weights); {args.tokens} tokens x "
           f"{args.chunks} chunk(s) x {args.runs} run(s); studio precision {args.precision}")
     upstream = measure_in_subprocess("upstream", args, checkpoint)
     studio = measure_in_subprocess("studio", args, checkpoint)
