@@ -284,10 +284,12 @@ class Handlers:
         return api_tab.examples(api_tab.base_url(request, local), self.engine.config.model, voice_id or None)
 
     @gpu
-    def api_synthesize(self, text: str, reference: str | None, voice_id: str | None, exaggeration: float,
-                       cfg_weight: float, temperature: float, top_p: float, min_p: float, repetition_penalty: float,
-                       speed: float, seed: float | None, language: str | None, model: str | None,
-                       output_format: str) -> str:
+    def api_synthesize(self, text: str, reference: str | None = None, voice_id: str | None = None,
+                       exaggeration: float | None = None, cfg_weight: float | None = None,
+                       temperature: float | None = None, top_p: float | None = None, min_p: float | None = None,
+                       repetition_penalty: float | None = None, speed: float | None = None,
+                       seed: float | None = None, language: str | None = None, model: str | None = None,
+                       output_format: str = "wav") -> str:
         """Synthesize `text` in a voice (a reference clip, or a library voice id, or the built-in one) to a file;
         a parameter left empty takes the model's default."""
         params = (exaggeration, cfg_weight, temperature, top_p, min_p, repetition_penalty, speed)
