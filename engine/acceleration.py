@@ -3,8 +3,8 @@
 exact: float32 throughout and upstream's own 10 flow-matching steps; speech tokens and audio equal upstream's for
        the same seed (the parity test pins this).
 fast:  the chunks of a long text go through the model four at a time (the first alone, so it plays sooner):
-       the English model samples them together in the studio's own token loop (engine/decoding.py), the others
-       one after another in upstream's, then S3Gen vocodes each group as one sequence, cut apart afterwards (the
+       the English and Turbo models sample them together in the studio's own token loop (engine/decoding.py),
+       the multilingual one after another in upstream's, then S3Gen vocodes each group as one sequence, cut apart afterwards (the
        flow runs over the voice's reference prompt once per group, not once per chunk; each chunk's audio hears
        its neighbours); on x86 CPUs, T3's linear layers run
        as int8 with per-channel weight scales (dynamic quantization), on CUDA GPUs in bfloat16 (sampling stays
@@ -75,15 +75,17 @@ def _native_bf16(device: str) -> bool:
     return False
 
 
-def apply(upstream, acceleration: Acceleration, llama_t3: bool) -> SpeechTokenLoop | None:
-    """Change the loaded upstream model in place as `acceleration` says; the studio's token loop for it, if any.
-    T3 runs in bfloat16 only where the studio's loop runs it (the English model), which casts around it."""
-    loop = acceleration.token_loop and llama_t3
+def apply(upstream, acceleration: Acceleration, loop_fits: bool) -> SpeechTokenLoop | None:
+    """Change the loaded upstream model in place as `acceleration` says; the studio's token loop for it, if any
+    (`loop_fits`: the loop can run this model's T3). T3 runs in bfloat16 only where the studio's loop runs it,
+    which casts around it."""
+    loop = acceleration.token_loop and loop_fits
     head = upstream.t3.speech_head
     if acceleration.int8_t3:
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
         int8 = {torch.nn.Linear: per_channel_dynamic_qconfig}
+        replace_gpt2_projections(upstream.t3.tfmr)
         quantize_dynamic(upstream.t3.tfmr, int8, inplace=True)
         head = quantize_dynamic(torch.nn.Sequential(copy.deepcopy(head)), int8)
     if acceleration.bf16_t3 and loop:
@@ -92,6 +94,21 @@ def apply(upstream, acceleration: Acceleration, llama_t3: bool) -> SpeechTokenLo
         decoder = upstream.s3gen.flow.decoder
         decoder.estimator = Bfloat16Estimator(decoder.estimator)
     return SpeechTokenLoop(upstream.t3, head) if loop else None
+
+
+def replace_gpt2_projections(module: torch.nn.Module) -> None:
+    """Swap GPT-2's `Conv1D` projections (Turbo's backbone) for the `nn.Linear` layers they are, with the weight
+    transposed, so that quantization finds them."""
+    from transformers.pytorch_utils import Conv1D
+
+    for name, child in module.named_children():
+        if isinstance(child, Conv1D):
+            linear = torch.nn.Linear(child.nx, child.nf, device=child.weight.device, dtype=child.weight.dtype)
+            linear.weight.data.copy_(child.weight.data.t())
+            linear.bias.data.copy_(child.bias.data)
+            setattr(module, name, linear)
+        else:
+            replace_gpt2_projections(child)
 
 
 class Bfloat16Estimator(torch.nn.Module):

@@ -1,9 +1,9 @@
-"""The studio's own T3 token loop for Llama-backed Chatterbox models.
+"""The studio's own T3 token loop, for the English model (a Llama backbone) and Turbo (a GPT-2 backbone).
 
-It samples as upstream's `T3.inference` samples (same conditioning, same logits processors in the same order, same
-random draws), but keeps keys and values in a preallocated cache instead of growing them every token, asks the
-backbone for nothing it does not use, skips the unconditional row when classifier-free guidance is off, and stops
-as soon as the request is cancelled.
+It samples as upstream's `T3.inference` (English) and `T3.inference_turbo` (Turbo) sample: same conditioning, same
+logits processors in the same order, same random draws. It keeps keys and values in a preallocated cache instead of
+growing them every token, asks the backbone for nothing it does not use, skips the unconditional row when
+classifier-free guidance is off (Turbo never guides), and stops as soon as the request is cancelled.
 
 It also decodes several chunks of one text at once: their prompts are padded on the left to one length, so every
 row takes its next token at the same cache slot, and each chunk draws from a generator of its own seed. A chunk's
@@ -18,7 +18,9 @@ from typing import Callable, Sequence
 import torch
 from transformers import StaticCache
 from transformers.generation.logits_process import (MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
-                                                    TopPLogitsWarper)
+                                                    TopKLogitsWarper, TopPLogitsWarper)
+
+TURBO_TOP_K = 1000  # upstream's `inference_turbo` default, which its `generate` keeps
 
 
 @dataclass(frozen=True)
@@ -48,21 +50,22 @@ class SpeechTokenLoop:
         self.t3 = t3
         self.head = head if head is not None else t3.speech_head
         self.backbone_dtype = next(t3.tfmr.parameters()).dtype
+        self.turbo = t3.is_gpt
 
     def __call__(self, prompts: Sequence[SpeechPrompt], t3_cond, sampling: Sampling,
                  cancelled: Callable[[], bool] = lambda: False) -> list[torch.Tensor]:
         """Speech tokens for each prompt, shape (1, n), its stop token included; fewer when `cancelled()` turns
         true."""
         t3, hp = self.t3, self.t3.hp
-        rows_per_chunk = 2 if sampling.cfg_weight > 0 else 1
-        inputs, pads = self._padded_inputs(prompts, t3_cond, sampling.cfg_weight, rows_per_chunk)
+        cfg_weight = 0.0 if self.turbo else sampling.cfg_weight
+        rows_per_chunk = 2 if cfg_weight > 0 else 1
+        inputs, pads = self._padded_inputs(prompts, t3_cond, cfg_weight, rows_per_chunk)
         budget = max(p.max_new_tokens for p in prompts)
         cache = StaticCache(config=t3.cfg, max_cache_len=inputs.size(1) + budget)
         batch = _Batch(pads.repeat_interleave(rows_per_chunk), inputs.size(1), cache.max_cache_len)
         generators = [torch.Generator(inputs.device).manual_seed(p.seed) for p in prompts]
         limits = torch.tensor([p.max_new_tokens for p in prompts], device=inputs.device)
-        penalty = RepetitionPenaltyLogitsProcessor(penalty=float(sampling.repetition_penalty))
-        min_p, top_p = MinPLogitsWarper(min_p=sampling.min_p), TopPLogitsWarper(top_p=sampling.top_p)
+        pick = self._turbo_scores(sampling) if self.turbo else self._english_scores(sampling)
         generated = torch.full((len(prompts), 1), hp.start_speech_token, dtype=torch.long, device=inputs.device)
         lengths = torch.zeros(len(prompts), dtype=torch.long, device=inputs.device)
         active = torch.ones(len(prompts), dtype=torch.bool, device=inputs.device)
@@ -72,11 +75,8 @@ class SpeechTokenLoop:
                 break
             scores = logits[::rows_per_chunk]
             if rows_per_chunk == 2:
-                scores = scores + sampling.cfg_weight * (scores - logits[1::2])
-            scores = penalty(generated, scores)
-            if sampling.temperature != 1.0:
-                scores = scores / sampling.temperature
-            probabilities = torch.softmax(top_p(generated, min_p(generated, scores)), dim=-1)
+                scores = scores + cfg_weight * (scores - logits[1::2])
+            probabilities = torch.softmax(pick(generated, scores), dim=-1)
             tokens = torch.cat([torch.multinomial(p, 1, generator=g) for p, g in zip(probabilities, generators)])
             generated = torch.cat([generated, tokens[:, None]], dim=1)
             lengths += active
@@ -87,25 +87,62 @@ class SpeechTokenLoop:
             logits = self._step(embed.repeat_interleave(rows_per_chunk, dim=0), cache, batch.decode(step))
         return [generated[i : i + 1, 1 : 1 + int(n)] for i, n in enumerate(lengths)]
 
+    @staticmethod
+    def _english_scores(sampling: Sampling) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Upstream's `inference` order: repetition penalty over every token so far (speech start included),
+        temperature, min-p, top-p."""
+        penalty = RepetitionPenaltyLogitsProcessor(penalty=float(sampling.repetition_penalty))
+        min_p, top_p = MinPLogitsWarper(min_p=sampling.min_p), TopPLogitsWarper(top_p=sampling.top_p)
+
+        def scores(generated: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+            logits = penalty(generated, logits)
+            if sampling.temperature != 1.0:
+                logits = logits / sampling.temperature
+            return top_p(generated, min_p(generated, logits))
+
+        return scores
+
+    @staticmethod
+    def _turbo_scores(sampling: Sampling) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Upstream's `inference_turbo` order: temperature, top-k, top-p, then the repetition penalty, which sees
+        the speech start token for the first draw and only the sampled tokens after it."""
+        top_k, top_p = TopKLogitsWarper(TURBO_TOP_K), TopPLogitsWarper(top_p=sampling.top_p)
+        penalty = RepetitionPenaltyLogitsProcessor(penalty=float(sampling.repetition_penalty))
+
+        def scores(generated: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+            seen = generated if generated.size(1) == 1 else generated[:, 1:]
+            if sampling.temperature != 1.0:
+                logits = logits / sampling.temperature
+            logits = top_k(seen, logits)
+            if sampling.top_p < 1.0:
+                logits = top_p(seen, logits)
+            return penalty(seen, logits)
+
+        return scores
+
     def _padded_inputs(self, prompts: Sequence[SpeechPrompt], t3_cond, cfg_weight: float, copies: int):
         """Each prompt's conditioning, text and speech-start embeddings in `copies` rows (guided, unguided),
-        left-padded with zeros to one length; and the padding per chunk."""
+        left-padded with zeros to one length; and the padding per chunk. Upstream's English loop appends a second
+        speech-start embedding to the prompt; Turbo's does not."""
         device = prompts[0].text_tokens.device
         start = torch.full((copies, 1), self.t3.hp.start_speech_token, dtype=torch.long, device=device)
-        bos = self._speech_embeds(start, 0)
         rows = []
         for prompt in prompts:
             embeds, _ = self.t3.prepare_input_embeds(t3_cond=t3_cond, text_tokens=prompt.text_tokens.repeat(copies, 1),
                                                      speech_tokens=start, cfg_weight=cfg_weight)
-            rows.append(torch.cat([embeds, bos], dim=1))
+            rows.append(embeds if self.turbo else torch.cat([embeds, self._speech_embeds(start, 0)], dim=1))
         length = max(r.size(1) for r in rows)
         pads = torch.tensor([length - r.size(1) for r in rows], device=rows[0].device)
         padded = [torch.nn.functional.pad(r, (0, 0, length - r.size(1), 0)) for r in rows]
         return torch.cat(padded), pads
 
     def _speech_embeds(self, tokens: torch.Tensor, position: int) -> torch.Tensor:
-        """Speech tokens (rows, 1) embedded at speech position `position`, as upstream embeds them."""
-        return self.t3.speech_emb(tokens) + self.t3.speech_pos_emb.get_fixed_embedding(position)
+        """Speech tokens (rows, 1) embedded at speech position `position`, as upstream embeds them (Turbo's
+        backbone adds its own position embeddings)."""
+        embeds = self.t3.speech_emb(tokens)
+        if self.t3.speech_pos_emb is None:
+            return embeds
+        return embeds + self.t3.speech_pos_emb.get_fixed_embedding(position)
 
     def _step(self, embeds: torch.Tensor, cache: StaticCache, where: "_Where") -> torch.Tensor:
         """The speech logits after `embeds`, which fill the cache slots `where` names. The backbone may run in

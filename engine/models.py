@@ -312,7 +312,7 @@ def load(spec: VariantSpec, directory: Path, device: str, acceleration: Accelera
     """Build `spec` from the files in `directory` onto `device`, accelerated as asked."""
     try:
         upstream = _load_upstream(spec, directory, device)
-        token_loop = apply_acceleration(upstream, acceleration, llama_t3=spec.name == "chatterbox")
+        token_loop = apply_acceleration(upstream, acceleration, loop_fits=not spec.multilingual)
     except ModelUnavailable:
         raise
     except Exception as error:  # any failure to build the model from these files means the checkpoint is unusable

@@ -40,6 +40,21 @@ def engine(tiny_checkpoint, tmp_path_factory) -> Engine:
 
 
 @pytest.fixture(scope="session")
+def turbo_checkpoint() -> Path:
+    """Turbo's file layout: a 2-layer GPT-2 T3, its byte-level tokenizer, S3Gen's meanflow weights; a 6 s voice."""
+    return random_checkpoint.cached("tiny-turbo-2layer", variant="chatterbox-turbo", t3_layers=2, voice_seconds=6.0)
+
+
+@pytest.fixture(scope="session")
+def turbo(turbo_checkpoint, tmp_path_factory) -> Engine:
+    """Turbo in the exact precision: upstream's own token loop."""
+    engine = Engine(EngineConfig(device="cpu", checkpoint_dir=turbo_checkpoint, model="chatterbox-turbo",
+                                 precision="exact", data_dir=tmp_path_factory.mktemp("turbo")))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
 def reference_clip() -> bytes:
     """Three seconds of a voice-like signal, as an mp3 file's bytes."""
     from engine import audio

@@ -119,31 +119,35 @@ def test_own_token_loop_stops_at_once_when_cancelled(exact_engine):
 
 class RecordingHead:
     """A test double for T3's speech head: the real head, recording its logits; when `stop_step` is given, the
-    first chunk's logits for token number `stop_step` (counted from 0) make only the stop token likely."""
+    first chunk's logits (its first `rows`) for token number `stop_step` (counted from 0) make only the stop token
+    likely."""
 
-    def __init__(self, head, stop: int, stop_step: int | None = None):
-        self.head, self.stop, self.stop_step, self.logits = head, stop, stop_step, []
+    def __init__(self, head, stop: int, rows: int, stop_step: int | None = None):
+        self.head, self.stop, self.rows, self.stop_step, self.logits = head, stop, rows, stop_step, []
 
     def __call__(self, hidden):
         logits = self.head(hidden)
         if len(self.logits) == self.stop_step:
-            logits[0:2, self.stop] = 1e4
+            logits[0 : self.rows, self.stop] = 1e4
         self.logits.append(logits.clone())
         return logits
 
 
-def test_chunks_decoded_together_sample_what_each_samples_alone(exact_engine):
+@pytest.mark.parametrize("which", ["exact_engine", "turbo"])
+def test_chunks_decoded_together_sample_what_each_samples_alone(which, request):
     """Padding and masks hide the chunks from each other. In float64, where rounding cannot tip a draw, each
-    chunk's logits and tokens are what it gets alone, also when one chunk stops early or has a smaller budget."""
-    model = exact_engine.synthesizer.model_for(None)
+    chunk's logits and tokens are what it gets alone, also when one chunk stops early or has a smaller budget.
+    The English model guides (two rows a chunk); Turbo does not."""
+    model = request.getfixturevalue(which).synthesizer.model_for(None)
     t3 = copy.deepcopy(model.upstream.t3).double()
+    rows = 1 if t3.is_gpt else 2
     cond = copy.copy(model.t3_conditioning(model.builtin_conditionals, 0.5)).to(dtype=torch.float64)
     texts = ["Short one.", "A somewhat longer sentence sits in the middle of this batch.", TEXT]
     prompts = [SpeechPrompt(model.text_tokens(text, None), limit, SEED + i)
                for i, (text, limit) in enumerate(zip(texts, (TOKEN_LIMIT, 12, TOKEN_LIMIT)))]
 
     def decode(chosen, first_stops: bool):
-        head = RecordingHead(t3.speech_head, t3.hp.stop_speech_token, 6 if first_stops else None)
+        head = RecordingHead(t3.speech_head, t3.hp.stop_speech_token, rows, 6 if first_stops else None)
         with torch.inference_mode():
             return SpeechTokenLoop(t3, head)(chosen, cond, SAMPLING), head.logits
 
@@ -154,14 +158,14 @@ def test_chunks_decoded_together_sample_what_each_samples_alone(exact_engine):
         (alone,), logits = decode([prompt], first_stops=i == 0)
         assert torch.equal(together[i], alone)
         for step, single in enumerate(logits):
-            assert torch.allclose(batched_logits[step][2 * i : 2 * i + 2], single, rtol=0, atol=1e-9)
+            assert torch.allclose(batched_logits[step][rows * i : rows * (i + 1)], single, rtol=0, atol=1e-9)
 
 
 def test_bfloat16_backbone_samples_whole_chunks_deterministically(exact_engine):
     """The fast precision's T3 on CUDA, run here on the CPU: the backbone computes in bfloat16, sampling in float32."""
     model = exact_engine.synthesizer.model_for(None)
     upstream = SimpleNamespace(t3=copy.deepcopy(model.upstream.t3), s3gen=None)
-    loop = apply_acceleration(upstream, Acceleration(token_loop=True, bf16_t3=True), llama_t3=True)
+    loop = apply_acceleration(upstream, Acceleration(token_loop=True, bf16_t3=True), loop_fits=True)
     assert {p.dtype for p in upstream.t3.tfmr.parameters()} == {torch.bfloat16}
     assert upstream.t3.speech_head.weight.dtype == torch.float32
     cond = model.t3_conditioning(model.builtin_conditionals, 0.5)

@@ -2,11 +2,15 @@
 own `generate` makes them speak. Their random checkpoints are built from chatterbox's own classes; the multilingual
 T3 has 14 layers because upstream's alignment analyzer watches attention heads in layers 9, 12 and 13."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from engine import Engine, EngineConfig, InvalidAudio, SynthesisRequest, Voice, audio
+from engine.acceleration import replace_gpt2_projections
+from engine.decoding import Sampling, SpeechPrompt, SpeechTokenLoop
 from engine.models import SPEECH_VOCAB, multilingual_tokenizer
 from tools import random_checkpoint
 from tools.random_checkpoint import synthetic_voice
@@ -16,20 +20,6 @@ TOKEN_LIMIT = 12
 FADE = 240  # the engine fades 10 ms at each end of a chunk
 
 
-def variant_engine(tmp_path_factory, model: str, checkpoint) -> Engine:
-    return Engine(EngineConfig(device="cpu", checkpoint_dir=checkpoint, model=model, precision="exact",
-                               data_dir=tmp_path_factory.mktemp(model)))
-
-
-@pytest.fixture(scope="module")
-def turbo(tmp_path_factory):
-    checkpoint = random_checkpoint.cached("tiny-turbo-2layer", variant="chatterbox-turbo", t3_layers=2,
-                                          voice_seconds=6.0)
-    engine = variant_engine(tmp_path_factory, "chatterbox-turbo", checkpoint)
-    yield engine
-    engine.close()
-
-
 @pytest.fixture(scope="module")
 def multilingual_checkpoint():
     return random_checkpoint.cached("tiny-mtl-14layer", variant="chatterbox-multilingual", t3_layers=14)
@@ -37,7 +27,8 @@ def multilingual_checkpoint():
 
 @pytest.fixture(scope="module")
 def multilingual(tmp_path_factory, multilingual_checkpoint):
-    engine = variant_engine(tmp_path_factory, "chatterbox-multilingual", multilingual_checkpoint)
+    engine = Engine(EngineConfig(device="cpu", checkpoint_dir=multilingual_checkpoint, model="chatterbox-multilingual",
+                                 precision="exact", data_dir=tmp_path_factory.mktemp("multilingual")))
     yield engine
     engine.close()
 
@@ -58,6 +49,7 @@ def capped(owner, method: str, keyword: str, limit: int, monkeypatch) -> list:
 
 def test_turbo_audio_equals_upstream_generate(turbo, monkeypatch):
     text = "Hello there, how are you today?"
+    assert turbo.synthesizer.model_for(None).text_tokens(text, None).numel() > 10
     clip = turbo.synthesize(SynthesisRequest(text, seed=SEED, max_tokens_per_chunk=TOKEN_LIMIT))
     upstream = turbo.synthesizer.model.upstream
     recorded = capped(upstream.t3, "inference_turbo", "max_gen_len", TOKEN_LIMIT - 1, monkeypatch)
@@ -123,26 +115,70 @@ def test_each_variant_samples_with_upstreams_defaults_unless_told_otherwise(vari
     assert used == [default, chosen]
 
 
-def test_fast_turbo_vocodes_the_chunks_after_the_first_together(tmp_path_factory, monkeypatch):
-    checkpoint = random_checkpoint.cached("tiny-turbo-2layer", variant="chatterbox-turbo", t3_layers=2,
-                                          voice_seconds=6.0)
-    engine = Engine(EngineConfig(device="cpu", checkpoint_dir=checkpoint, model="chatterbox-turbo",
+@pytest.fixture(scope="module")
+def fast_turbo(turbo_checkpoint, tmp_path_factory):
+    engine = Engine(EngineConfig(device="cpu", checkpoint_dir=turbo_checkpoint, model="chatterbox-turbo",
                                  data_dir=tmp_path_factory.mktemp("fast-turbo")))
-    upstream = engine.synthesizer.model_for(None).upstream
-    t3_calls = capped(upstream.t3, "inference_turbo", "max_gen_len", 4, monkeypatch)
-    original, flow_calls = upstream.s3gen.inference, []
-
-    def recorded(*, speech_tokens, **kwargs):
-        flow_calls.append(speech_tokens.numel())
-        return original(speech_tokens=speech_tokens, **kwargs)
-
-    monkeypatch.setattr(upstream.s3gen, "inference", recorded)
-    chunks = list(engine.submit(SynthesisRequest("First part.\n\nSecond part.\n\nThird part.", seed=SEED)))
+    yield engine
     engine.close()
-    assert len(chunks) == len(t3_calls) == 3 and all(chunk.duration > 0.1 for chunk in chunks)
-    speech = [int((tokens < SPEECH_VOCAB).sum()) for tokens in t3_calls]  # control tokens never reach S3Gen
+
+
+def test_fast_turbo_samples_chunks_together_and_vocodes_those_after_the_first_together(fast_turbo, monkeypatch):
+    model = fast_turbo.synthesizer.model_for(None)
+    upstream, original_loop = model.upstream, model.token_loop.__call__
+    batches, flow_calls = [], []
+
+    def recorded_loop(prompts, *args, **kwargs):
+        batches.append(original_loop(prompts, *args, **kwargs))
+        return batches[-1]
+
+    def recorded_flow(*, speech_tokens, **kwargs):
+        flow_calls.append(speech_tokens.numel())
+        return original_flow(speech_tokens=speech_tokens, **kwargs)
+
+    original_flow = upstream.s3gen.inference
+    monkeypatch.setattr(model, "token_loop", recorded_loop)
+    monkeypatch.setattr(upstream.s3gen, "inference", recorded_flow)
+    request = SynthesisRequest("First part.\n\nSecond part.\n\nThird part.", seed=SEED, max_tokens_per_chunk=4)
+    chunks = list(fast_turbo.submit(request))
+    assert len(chunks) == 3 and all(chunk.duration > 0.1 for chunk in chunks)
+    assert [len(batch) for batch in batches] == [1, 2]
+    speech = [int((tokens < SPEECH_VOCAB).sum()) for batch in batches for tokens in batch]  # control tokens dropped
     silence_tail = 3  # Turbo's S3Gen call ends with three silence tokens
     assert flow_calls == [speech[0] + silence_tail, speech[1] + speech[2] + silence_tail]
+
+
+def test_fast_turbo_on_this_cpu_quantizes_gpt2s_projections(fast_turbo):
+    acceleration = fast_turbo.synthesizer.acceleration
+    backbone = fast_turbo.synthesizer.model_for(None).upstream.t3.tfmr
+    quantized = [m for m in backbone.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert len(quantized) == (4 * len(backbone.h) if acceleration.int8_t3 else 0)  # c_attn, c_proj, c_fc, c_proj
+
+
+def test_gpt2_projections_become_the_linear_layers_they_are(turbo):
+    backbone = copy.deepcopy(turbo.synthesizer.model_for(None).upstream.t3.tfmr)
+    embeds = torch.randn(1, 9, backbone.config.hidden_size, generator=torch.Generator().manual_seed(SEED))
+    with torch.inference_mode():
+        before = backbone(inputs_embeds=embeds).last_hidden_state
+        replace_gpt2_projections(backbone)
+        after = backbone(inputs_embeds=embeds).last_hidden_state
+    assert not any(type(m).__name__ == "Conv1D" for m in backbone.modules())
+    assert torch.allclose(before, after, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("sampling", [Sampling(0.8, 0.95, 0.05, 1.2, 0.0), Sampling(1.3, 1.0, 0.0, 2.0, 0.0)])
+def test_turbo_in_the_studios_token_loop_samples_the_tokens_upstream_samples(turbo, sampling):
+    model = turbo.synthesizer.model_for(None)
+    text = model.text_tokens("Hello there, how are you today?", None)
+    cond = model.t3_conditioning(model.builtin_conditionals, 0.5)
+    with torch.inference_mode():
+        torch.manual_seed(SEED)
+        theirs = model.upstream.t3.inference_turbo(t3_cond=cond, text_tokens=text, temperature=sampling.temperature,
+                                                   top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,
+                                                   max_gen_len=TOKEN_LIMIT - 1)
+        (ours,) = SpeechTokenLoop(model.upstream.t3)([SpeechPrompt(text, TOKEN_LIMIT, SEED)], cond, sampling)
+    assert ours.shape == (1, TOKEN_LIMIT)
+    assert torch.equal(ours, theirs)
 
 
 def test_chinese_is_spelled_in_cangjie_from_the_checkpoints_own_table(multilingual_checkpoint):

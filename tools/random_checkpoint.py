@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 # The built-in voice's length: S3Gen prepends it to every call (shorter ones break very short outputs upstream).
 BUILTIN_VOICE_SECONDS = 4.0
 
@@ -55,7 +55,9 @@ def write_gpt2_tokenizer(directory: Path) -> None:
     bpe.train_from_iterator([_CHARACTERS, "the quick brown fox jumps over the lazy dog"], vocab_size=300,
                             special_tokens=["<|endoftext|>"], show_progress=False)
     bpe.save_model(str(directory))
-    tokenizer = GPT2TokenizerFast(vocab_file=str(directory / "vocab.json"), merges_file=str(directory / "merges.txt"))
+    bpe.save(str(directory / "tokenizer.json"))
+    tokenizer = GPT2TokenizerFast(tokenizer_file=str(directory / "tokenizer.json"),
+                                  vocab_file=str(directory / "vocab.json"), merges_file=str(directory / "merges.txt"))
     tokenizer.save_pretrained(str(directory))
     for name, content in (("added_tokens.json", {}), ("special_tokens_map.json", tokenizer.special_tokens_map)):
         if not (directory / name).exists():  # the released layout has them; newer transformers no longer writes them
