@@ -17,7 +17,7 @@ fast:  the chunks of a long text go through the model four at a time (the first 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -39,6 +39,11 @@ class Acceleration:
     bf16_flow: bool = False
     flow_steps: int = UPSTREAM_FLOW_STEPS
     chunk_batch: int = 1
+
+    def for_model(self, loop_fits: bool) -> "Acceleration":
+        """This acceleration as one model gets it: without the studio's token loop where the loop cannot run its T3
+        (the multilingual model's)."""
+        return self if loop_fits else replace(self, token_loop=False, bf16_t3=False)
 
     def describe(self) -> str:
         changes = [name for name, on in (("own token loop", self.token_loop), ("int8 T3", self.int8_t3),
@@ -75,11 +80,10 @@ def _native_bf16(device: str) -> bool:
     return False
 
 
-def apply(upstream, acceleration: Acceleration, loop_fits: bool) -> SpeechTokenLoop | None:
-    """Change the loaded upstream model in place as `acceleration` says; the studio's token loop for it, if any
-    (`loop_fits`: the loop can run this model's T3). T3 runs in bfloat16 only where the studio's loop runs it,
-    which casts around it."""
-    loop = acceleration.token_loop and loop_fits
+def apply(upstream, acceleration: Acceleration) -> SpeechTokenLoop | None:
+    """Change the loaded upstream model in place as `acceleration` says; the studio's token loop for it, if any.
+    T3 runs in bfloat16 only where the studio's loop runs it, which casts around it."""
+    loop = acceleration.token_loop
     head = upstream.t3.speech_head
     if acceleration.int8_t3:
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
@@ -88,7 +92,7 @@ def apply(upstream, acceleration: Acceleration, loop_fits: bool) -> SpeechTokenL
         replace_gpt2_projections(upstream.t3.tfmr)
         quantize_dynamic(upstream.t3.tfmr, int8, inplace=True)
         head = quantize_dynamic(torch.nn.Sequential(copy.deepcopy(head)), int8)
-    if acceleration.bf16_t3 and loop:
+    if acceleration.bf16_t3:
         upstream.t3.tfmr.to(torch.bfloat16)
     if acceleration.bf16_flow:
         decoder = upstream.s3gen.flow.decoder

@@ -107,7 +107,7 @@ class Engine:
         return {
             "model": model.spec.name if model else None,
             "device": self.synthesizer.device,
-            "precision": self.synthesizer.acceleration.describe(),
+            "precision": (model.acceleration if model else self.synthesizer.acceleration).describe(),
             "queue_depth": self._queue.qsize(),
             "busy": self._running is not None,
             "message": self.status_message,

@@ -309,10 +309,10 @@ class LoadedModel:
 
 
 def load(spec: VariantSpec, directory: Path, device: str, acceleration: Acceleration = Acceleration()) -> LoadedModel:
-    """Build `spec` from the files in `directory` onto `device`, accelerated as asked."""
+    """Build `spec` from the files in `directory` onto `device`, accelerated as asked (see `accelerated`)."""
     try:
         upstream = _load_upstream(spec, directory, device)
-        token_loop = apply_acceleration(upstream, acceleration, loop_fits=not spec.multilingual)
+        token_loop = apply_acceleration(upstream, acceleration)
     except ModelUnavailable:
         raise
     except Exception as error:  # any failure to build the model from these files means the checkpoint is unusable
@@ -321,6 +321,11 @@ def load(spec: VariantSpec, directory: Path, device: str, acceleration: Accelera
             f"Check that the folder holds an intact Chatterbox checkpoint."
         ) from None
     return LoadedModel(spec, upstream, device, acceleration, token_loop)
+
+
+def accelerated(spec: VariantSpec, acceleration: Acceleration) -> Acceleration:
+    """What of `acceleration` this variant takes: the studio's token loop runs the English and Turbo T3s."""
+    return acceleration.for_model(loop_fits=not spec.multilingual)
 
 
 def _quiet_sampling_bars() -> None:

@@ -12,7 +12,7 @@ from .acceleration import plan
 from .config import EngineConfig
 from .errors import InvalidAudio, InvalidRequest, ModelUnavailable
 from .decoding import Sampling, SpeechPrompt
-from .models import VARIANTS, LoadedModel, load, locate_weights, resolve_device, token_budget
+from .models import VARIANTS, LoadedModel, accelerated, load, locate_weights, resolve_device, token_budget
 from .request import MAX_SEED, PARAMETER_RANGES, SynthesisRequest
 from .voices import ConditionalsCache, VoiceLibrary, clip_key
 
@@ -41,8 +41,9 @@ class Synthesizer:
         try:
             directory = locate_weights(spec, self.config.checkpoint_dir, self.status)
             self.unload()
-            self.status(f"Loading {spec.name} on {self.device} ({self.acceleration.describe()})…")
-            self.model = load(spec, directory, self.device, self.acceleration)
+            acceleration = accelerated(spec, self.acceleration)
+            self.status(f"Loading {spec.name} on {self.device} ({acceleration.describe()})…")
+            self.model = load(spec, directory, self.device, acceleration)
         except ModelUnavailable as error:
             self.status(f"Could not load {spec.name}: {error.message} The next request tries again.")
             raise

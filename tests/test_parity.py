@@ -165,7 +165,7 @@ def test_bfloat16_backbone_samples_whole_chunks_deterministically(exact_engine):
     """The fast precision's T3 on CUDA, run here on the CPU: the backbone computes in bfloat16, sampling in float32."""
     model = exact_engine.synthesizer.model_for(None)
     upstream = SimpleNamespace(t3=copy.deepcopy(model.upstream.t3), s3gen=None)
-    loop = apply_acceleration(upstream, Acceleration(token_loop=True, bf16_t3=True), loop_fits=True)
+    loop = apply_acceleration(upstream, Acceleration(token_loop=True, bf16_t3=True))
     assert {p.dtype for p in upstream.t3.tfmr.parameters()} == {torch.bfloat16}
     assert upstream.t3.speech_head.weight.dtype == torch.float32
     cond = model.t3_conditioning(model.builtin_conditionals, 0.5)

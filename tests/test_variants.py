@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from engine import Engine, EngineConfig, InvalidAudio, SynthesisRequest, Voice, audio
-from engine.acceleration import replace_gpt2_projections
+from engine.acceleration import plan, replace_gpt2_projections
 from engine.decoding import Sampling, SpeechPrompt, SpeechTokenLoop
-from engine.models import SPEECH_VOCAB, multilingual_tokenizer
+from engine.models import SPEECH_VOCAB, VARIANTS, accelerated, multilingual_tokenizer
 from tools import random_checkpoint
 from tools.random_checkpoint import synthetic_voice
 
@@ -153,6 +153,14 @@ def test_fast_turbo_on_this_cpu_quantizes_gpt2s_projections(fast_turbo):
     backbone = fast_turbo.synthesizer.model_for(None).upstream.t3.tfmr
     quantized = [m for m in backbone.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
     assert len(quantized) == (4 * len(backbone.h) if acceleration.int8_t3 else 0)  # c_attn, c_proj, c_fc, c_proj
+
+
+@pytest.mark.parametrize("variant, in_the_loop", [("chatterbox", True), ("chatterbox-turbo", True),
+                                                  ("chatterbox-multilingual", False)])
+def test_the_fast_precision_gives_the_studios_token_loop_to_the_models_it_runs(variant, in_the_loop):
+    acceleration = accelerated(VARIANTS[variant], plan("fast", "cpu"))
+    assert acceleration.token_loop == in_the_loop
+    assert ("own token loop" in acceleration.describe()) == in_the_loop
 
 
 def test_gpt2_projections_become_the_linear_layers_they_are(turbo):
