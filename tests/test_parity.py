@@ -161,9 +161,10 @@ def test_chunks_decoded_together_sample_what_each_samples_alone(which, request):
             assert torch.allclose(batched_logits[step][rows * i : rows * (i + 1)], single, rtol=0, atol=1e-9)
 
 
-def test_bfloat16_backbone_samples_whole_chunks_deterministically(exact_engine):
+@pytest.mark.parametrize("which", ["exact_engine", "turbo"])
+def test_bfloat16_backbone_samples_whole_chunks_deterministically(which, request):
     """The fast precision's T3 on CUDA, run here on the CPU: the backbone computes in bfloat16, sampling in float32."""
-    model = exact_engine.synthesizer.model_for(None)
+    model = request.getfixturevalue(which).synthesizer.model_for(None)
     upstream = SimpleNamespace(t3=copy.deepcopy(model.upstream.t3), s3gen=None)
     loop = apply_acceleration(upstream, Acceleration(token_loop=True, bf16_t3=True))
     assert {p.dtype for p in upstream.t3.tfmr.parameters()} == {torch.bfloat16}
