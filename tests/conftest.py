@@ -30,13 +30,17 @@ def tiny_checkpoint() -> Path:
     return random_checkpoint.cached("tiny-t3-2layer", t3_layers=2, t3_mlp=1024)
 
 
-@pytest.fixture(scope="session")
-def engine(tiny_checkpoint, tmp_path_factory) -> Engine:
-    config = EngineConfig(device="cpu", checkpoint_dir=tiny_checkpoint, data_dir=tmp_path_factory.mktemp("data"),
-                          max_chunk_tokens=TEST_CHUNK_TOKENS, queue_size=4)
-    engine = Engine(config)
+def engine_on_cpu(tmp_path_factory, checkpoint: Path, **config) -> Iterator[Engine]:
+    """A fixture's engine: on the CPU, with a data folder of its own, closed when the fixture ends."""
+    engine = Engine(EngineConfig(device="cpu", checkpoint_dir=checkpoint, data_dir=tmp_path_factory.mktemp("data"),
+                                 **config))
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_checkpoint, tmp_path_factory) -> Iterator[Engine]:
+    yield from engine_on_cpu(tmp_path_factory, tiny_checkpoint, max_chunk_tokens=TEST_CHUNK_TOKENS, queue_size=4)
 
 
 @pytest.fixture(scope="session")
@@ -46,12 +50,9 @@ def turbo_checkpoint() -> Path:
 
 
 @pytest.fixture(scope="session")
-def turbo(turbo_checkpoint, tmp_path_factory) -> Engine:
+def turbo(turbo_checkpoint, tmp_path_factory) -> Iterator[Engine]:
     """Turbo in the exact precision: upstream's own token loop."""
-    engine = Engine(EngineConfig(device="cpu", checkpoint_dir=turbo_checkpoint, model="chatterbox-turbo",
-                                 precision="exact", data_dir=tmp_path_factory.mktemp("turbo")))
-    yield engine
-    engine.close()
+    yield from engine_on_cpu(tmp_path_factory, turbo_checkpoint, model="chatterbox-turbo", precision="exact")
 
 
 @pytest.fixture(scope="session")

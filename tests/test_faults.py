@@ -9,11 +9,12 @@ import os
 import subprocess
 import sys
 import time
+from typing import Iterator
 
 import pytest
 import torch
 
-from conftest import ROOT, TEST_CHUNK_TOKENS, running_studio
+from conftest import ROOT, TEST_CHUNK_TOKENS, engine_on_cpu, running_studio
 from engine import (Engine, EngineConfig, ModelUnavailable, SynthesisFailed, SynthesisRequest, Voice, VoiceLibrary,
                     audio)
 from settings import Settings
@@ -133,13 +134,10 @@ def rss_mb() -> float:
 
 
 @pytest.fixture(scope="module")
-def one_step_engine(tiny_checkpoint, tmp_path_factory) -> Engine:
+def one_step_engine(tiny_checkpoint, tmp_path_factory) -> Iterator[Engine]:
     """The tiny checkpoint with one flow-matching step: every module runs as in any request, in a fifth of the time,
     so 200 requests fit in CI."""
-    engine = Engine(EngineConfig(device="cpu", checkpoint_dir=tiny_checkpoint, data_dir=tmp_path_factory.mktemp("data"),
-                                 voice_cache_size=CACHE_CAPACITY, flow_steps=1))
-    yield engine
-    engine.close()
+    yield from engine_on_cpu(tmp_path_factory, tiny_checkpoint, voice_cache_size=CACHE_CAPACITY, flow_steps=1)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads RSS from /proc")

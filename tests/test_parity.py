@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine import Engine, EngineConfig, SynthesisRequest
+from conftest import engine_on_cpu
+from engine import SynthesisRequest
 from engine.acceleration import Acceleration, Bfloat16Estimator, apply as apply_acceleration
-from engine.decoding import SpeechTokenLoop
-from engine.decoding import Sampling, SpeechPrompt
+from engine.decoding import Sampling, SpeechPrompt, SpeechTokenLoop
 from engine.models import JOINT_VOCODE_TOKENS, SAMPLES_PER_TOKEN, joint_runs
 
 TEXT = "Parity holds when the engine and upstream agree."
@@ -23,10 +23,7 @@ FADE = 240  # the engine fades 10 ms at each end of a chunk
 
 @pytest.fixture(scope="module")
 def exact_engine(tiny_checkpoint, tmp_path_factory):
-    engine = Engine(EngineConfig(device="cpu", checkpoint_dir=tiny_checkpoint, precision="exact",
-                                 data_dir=tmp_path_factory.mktemp("exact-data")))
-    yield engine
-    engine.close()
+    yield from engine_on_cpu(tmp_path_factory, tiny_checkpoint, precision="exact")
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine import Engine, EngineConfig, InvalidAudio, SynthesisRequest, Voice, audio
+from conftest import engine_on_cpu
+from engine import InvalidAudio, SynthesisRequest, Voice, audio
 from engine.acceleration import plan, replace_gpt2_projections
 from engine.decoding import Sampling, SpeechPrompt, SpeechTokenLoop
 from engine.models import SPEECH_VOCAB, VARIANTS, accelerated, multilingual_tokenizer
@@ -27,10 +28,8 @@ def multilingual_checkpoint():
 
 @pytest.fixture(scope="module")
 def multilingual(tmp_path_factory, multilingual_checkpoint):
-    engine = Engine(EngineConfig(device="cpu", checkpoint_dir=multilingual_checkpoint, model="chatterbox-multilingual",
-                                 precision="exact", data_dir=tmp_path_factory.mktemp("multilingual")))
-    yield engine
-    engine.close()
+    yield from engine_on_cpu(tmp_path_factory, multilingual_checkpoint, model="chatterbox-multilingual",
+                             precision="exact")
 
 
 def capped(owner, method: str, keyword: str, limit: int, monkeypatch) -> list:
@@ -117,10 +116,7 @@ def test_each_variant_samples_with_upstreams_defaults_unless_told_otherwise(vari
 
 @pytest.fixture(scope="module")
 def fast_turbo(turbo_checkpoint, tmp_path_factory):
-    engine = Engine(EngineConfig(device="cpu", checkpoint_dir=turbo_checkpoint, model="chatterbox-turbo",
-                                 data_dir=tmp_path_factory.mktemp("fast-turbo")))
-    yield engine
-    engine.close()
+    yield from engine_on_cpu(tmp_path_factory, turbo_checkpoint, model="chatterbox-turbo")
 
 
 def test_fast_turbo_samples_chunks_together_and_vocodes_those_after_the_first_together(fast_turbo, monkeypatch):
