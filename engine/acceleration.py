@@ -4,14 +4,13 @@ exact: float32 throughout and upstream's own 10 flow-matching steps; speech toke
        the same seed (the parity test pins this).
 fast:  the chunks of a long text go through the model four at a time (the first alone, so it plays sooner):
        the English and Turbo models sample them together in the studio's own token loop (engine/decoding.py),
-       the multilingual one after another in upstream's, then S3Gen vocodes each group as one sequence, cut apart afterwards (the
-       flow runs over the voice's reference prompt once per group, not once per chunk; each chunk's audio hears
-       its neighbours); on x86 CPUs, T3's linear layers run
-       as int8 with per-channel weight scales (dynamic quantization), on CUDA GPUs in bfloat16 (sampling stays
-       float32); where the
-       hardware computes bfloat16 natively (recent x86 CPUs, CUDA GPUs), S3Gen's flow estimator runs in bfloat16
-       while the flow's state stays float32; S3Gen takes 5 flow-matching steps instead of 10. Output stays
-       deterministic per seed.
+       the multilingual one after another in upstream's; then S3Gen vocodes each group as one sequence, cut apart
+       afterwards (the flow runs over the voice's reference prompt once per group, not once per chunk; each
+       chunk's audio hears its neighbours). Turbo's GPT-2 computes its GELU in one fused operation (the same tanh
+       formula, rounded differently). On x86 CPUs, T3's linear layers run as int8 with per-channel weight scales
+       (dynamic quantization), on CUDA GPUs in bfloat16 (sampling stays float32). Where the hardware computes
+       bfloat16 natively (recent x86 CPUs, CUDA GPUs), S3Gen's flow estimator runs in bfloat16 while the flow's
+       state stays float32. S3Gen takes 5 flow-matching steps instead of 10. Output stays deterministic per seed.
 """
 
 from __future__ import annotations
@@ -34,19 +33,22 @@ class Acceleration:
     """What one load of the model does differently from upstream."""
 
     token_loop: bool = False
+    fused_gelu: bool = False
     int8_t3: bool = False
     bf16_t3: bool = False
     bf16_flow: bool = False
     flow_steps: int = UPSTREAM_FLOW_STEPS
     chunk_batch: int = 1
 
-    def for_model(self, loop_fits: bool) -> "Acceleration":
+    def for_model(self, loop_fits: bool, gpt2: bool) -> "Acceleration":
         """This acceleration as one model gets it: without the studio's token loop where the loop cannot run its T3
-        (the multilingual model's)."""
-        return self if loop_fits else replace(self, token_loop=False, bf16_t3=False)
+        (the multilingual model's), and with a fused GELU only where T3 is a GPT-2 (Turbo's)."""
+        fitted = self if loop_fits else replace(self, token_loop=False, bf16_t3=False)
+        return replace(fitted, fused_gelu=self.fused_gelu and gpt2)
 
     def describe(self) -> str:
-        changes = [name for name, on in (("own token loop", self.token_loop), ("int8 T3", self.int8_t3),
+        changes = [name for name, on in (("own token loop", self.token_loop), ("fused GELU", self.fused_gelu),
+                                          ("int8 T3", self.int8_t3),
                                           ("bfloat16 T3", self.bf16_t3), ("bfloat16 flow", self.bf16_flow)) if on]
         if self.flow_steps != UPSTREAM_FLOW_STEPS:
             changes.append(f"{self.flow_steps} flow steps")
@@ -61,7 +63,7 @@ def plan(precision: str, device: str, flow_steps: int | None = None) -> Accelera
         raise ValueError(f"Unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
     fast = precision == "fast"
     steps = flow_steps or (FAST_FLOW_STEPS if fast else UPSTREAM_FLOW_STEPS)
-    return Acceleration(token_loop=fast, int8_t3=fast and _int8_cpu(device),
+    return Acceleration(token_loop=fast, fused_gelu=fast, int8_t3=fast and _int8_cpu(device),
                         bf16_t3=fast and device.startswith("cuda") and _native_bf16(device),
                         bf16_flow=fast and _native_bf16(device),
                         flow_steps=steps, chunk_batch=FAST_CHUNK_BATCH if fast else 1)
@@ -85,6 +87,8 @@ def apply(upstream, acceleration: Acceleration) -> SpeechTokenLoop | None:
     T3 runs in bfloat16 only where the studio's loop runs it, which casts around it."""
     loop = acceleration.token_loop
     head = upstream.t3.speech_head
+    if acceleration.fused_gelu:
+        fuse_gpt2_gelu(upstream.t3.tfmr)
     if acceleration.int8_t3:
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
@@ -98,6 +102,18 @@ def apply(upstream, acceleration: Acceleration) -> SpeechTokenLoop | None:
         decoder = upstream.s3gen.flow.decoder
         decoder.estimator = Bfloat16Estimator(decoder.estimator)
     return SpeechTokenLoop(upstream.t3, head) if loop else None
+
+
+def fuse_gpt2_gelu(module: torch.nn.Module) -> None:
+    """Swap GPT-2's GELU (Turbo's backbone), which the transformers library writes as seven tensor operations, for
+    torch's fused GELU with the same tanh approximation. A Llama backbone has none, and is left as it is."""
+    from transformers.activations import NewGELUActivation
+
+    for name, child in module.named_children():
+        if isinstance(child, NewGELUActivation):
+            setattr(module, name, torch.nn.GELU(approximate="tanh"))
+        else:
+            fuse_gpt2_gelu(child)
 
 
 def replace_gpt2_projections(module: torch.nn.Module) -> None:

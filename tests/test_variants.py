@@ -10,7 +10,7 @@ import torch
 
 from conftest import engine_on_cpu
 from engine import InvalidAudio, SynthesisRequest, Voice, audio
-from engine.acceleration import plan, replace_gpt2_projections
+from engine.acceleration import fuse_gpt2_gelu, plan, replace_gpt2_projections
 from engine.decoding import Sampling, SpeechPrompt, SpeechTokenLoop
 from engine.models import SPEECH_VOCAB, VARIANTS, accelerated, multilingual_tokenizer
 from tools import random_checkpoint
@@ -144,29 +144,32 @@ def test_fast_turbo_samples_chunks_together_and_vocodes_those_after_the_first_to
     assert flow_calls == [speech[0] + silence_tail, speech[1] + speech[2] + silence_tail]
 
 
-def test_fast_turbo_on_this_cpu_quantizes_gpt2s_projections(fast_turbo):
-    acceleration = fast_turbo.synthesizer.acceleration
-    backbone = fast_turbo.synthesizer.model_for(None).upstream.t3.tfmr
+def test_fast_turbo_fuses_gpt2s_gelu_and_on_this_cpu_quantizes_its_projections(fast_turbo):
+    model = fast_turbo.synthesizer.model_for(None)
+    backbone = model.upstream.t3.tfmr
     quantized = [m for m in backbone.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
-    assert len(quantized) == (4 * len(backbone.h) if acceleration.int8_t3 else 0)  # c_attn, c_proj, c_fc, c_proj
+    assert len(quantized) == (4 * len(backbone.h) if model.acceleration.int8_t3 else 0)  # c_attn, c_proj, c_fc, c_proj
+    assert [type(block.mlp.act) for block in backbone.h] == [torch.nn.GELU] * len(backbone.h)
 
 
-@pytest.mark.parametrize("variant, in_the_loop", [("chatterbox", True), ("chatterbox-turbo", True),
-                                                  ("chatterbox-multilingual", False)])
-def test_the_fast_precision_gives_the_studios_token_loop_to_the_models_it_runs(variant, in_the_loop):
+@pytest.mark.parametrize("variant, in_the_loop, fused_gelu", [("chatterbox", True, False),
+                                                              ("chatterbox-turbo", True, True),
+                                                              ("chatterbox-multilingual", False, False)])
+def test_the_fast_precision_gives_each_model_what_fits_its_t3(variant, in_the_loop, fused_gelu):
     acceleration = accelerated(VARIANTS[variant], plan("fast", "cpu"))
-    assert acceleration.token_loop == in_the_loop
+    assert (acceleration.token_loop, acceleration.fused_gelu) == (in_the_loop, fused_gelu)
     assert ("own token loop" in acceleration.describe()) == in_the_loop
 
 
-def test_gpt2_projections_become_the_linear_layers_they_are(turbo):
+def test_gpt2s_projections_and_gelu_become_the_linear_layers_and_fused_gelu_they_are(turbo):
     backbone = copy.deepcopy(turbo.synthesizer.model_for(None).upstream.t3.tfmr)
     embeds = torch.randn(1, 9, backbone.config.hidden_size, generator=torch.Generator().manual_seed(SEED))
     with torch.inference_mode():
         before = backbone(inputs_embeds=embeds).last_hidden_state
         replace_gpt2_projections(backbone)
+        fuse_gpt2_gelu(backbone)
         after = backbone(inputs_embeds=embeds).last_hidden_state
-    assert not any(type(m).__name__ == "Conv1D" for m in backbone.modules())
+    assert not any(type(m).__name__ in ("Conv1D", "NewGELUActivation") for m in backbone.modules())
     assert torch.allclose(before, after, rtol=0, atol=1e-4)
 
 
