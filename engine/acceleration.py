@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import torch
 
@@ -109,11 +110,7 @@ def fuse_gpt2_gelu(module: torch.nn.Module) -> None:
     torch's fused GELU with the same tanh approximation. A Llama backbone has none, and is left as it is."""
     from transformers.activations import NewGELUActivation
 
-    for name, child in module.named_children():
-        if isinstance(child, NewGELUActivation):
-            setattr(module, name, torch.nn.GELU(approximate="tanh"))
-        else:
-            fuse_gpt2_gelu(child)
+    _swap_modules(module, NewGELUActivation, lambda gelu: torch.nn.GELU(approximate="tanh"))
 
 
 def replace_gpt2_projections(module: torch.nn.Module) -> None:
@@ -121,14 +118,24 @@ def replace_gpt2_projections(module: torch.nn.Module) -> None:
     transposed, so that quantization finds them."""
     from transformers.pytorch_utils import Conv1D
 
+    def as_linear(conv: Conv1D) -> torch.nn.Linear:
+        linear = torch.nn.Linear(conv.nx, conv.nf, device=conv.weight.device, dtype=conv.weight.dtype)
+        linear.weight.data.copy_(conv.weight.data.t())
+        linear.bias.data.copy_(conv.bias.data)
+        return linear
+
+    _swap_modules(module, Conv1D, as_linear)
+
+
+def _swap_modules(
+    module: torch.nn.Module, kind: type, replacement: Callable[[torch.nn.Module], torch.nn.Module]
+) -> None:
+    """Replace every submodule of type `kind` inside `module` with `replacement(submodule)`."""
     for name, child in module.named_children():
-        if isinstance(child, Conv1D):
-            linear = torch.nn.Linear(child.nx, child.nf, device=child.weight.device, dtype=child.weight.dtype)
-            linear.weight.data.copy_(child.weight.data.t())
-            linear.bias.data.copy_(child.bias.data)
-            setattr(module, name, linear)
+        if isinstance(child, kind):
+            setattr(module, name, replacement(child))
         else:
-            replace_gpt2_projections(child)
+            _swap_modules(child, kind, replacement)
 
 
 class Bfloat16Estimator(torch.nn.Module):
