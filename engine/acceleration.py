@@ -4,6 +4,7 @@ exact: float32 throughout and upstream's own 10 flow-matching steps; speech toke
        the same seed (the parity test pins this).
 fast:  the chunks of a long text go through the model four at a time (the first alone, so it plays sooner):
        the English and Turbo models sample them together in the studio's own token loop (engine/decoding.py),
+       which runs a voice's conditioning through T3 once and remembers it for the next requests,
        the multilingual one after another in upstream's; then S3Gen vocodes each group as one sequence, cut apart
        afterwards (the flow runs over the voice's reference prompt once per group, not once per chunk; each
        chunk's audio hears its neighbours). Turbo's GPT-2 computes its GELU in one fused operation (the same tanh

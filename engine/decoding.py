@@ -5,9 +5,11 @@ logits processors in the same order, same random draws. It keeps keys and values
 growing them every token, asks the backbone for nothing it does not use, skips the unconditional row when
 classifier-free guidance is off (Turbo never guides), and stops as soon as the request is cancelled.
 
-It also decodes several chunks of one text at once: their prompts are padded on the left to one length, so every
-row takes its next token at the same cache slot, and each chunk draws from a generator of its own seed. A chunk's
-tokens are then what it would sample alone, up to float rounding in the batched matrix products.
+It also decodes several chunks of one text at once. Every row's prompt starts with the same conditioning (the
+voice's speaker embedding and speech prompt), so the backbone computes that prefix once, and remembers it for the
+voice's next requests, and each row gets a copy of its keys and values; the rows' own tokens (text, speech start) follow, padded on the left to one length, so every
+row takes its next token at the same cache slot. Each chunk draws from a generator of its own seed. A chunk's tokens
+are then what it would sample alone, up to float rounding in the batched matrix products.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from transformers.generation.logits_process import (MinPLogitsWarper, Repetition
                                                     TopKLogitsWarper, TopPLogitsWarper)
 
 TURBO_TOP_K = 1000  # upstream's `inference_turbo` default, which its `generate` keeps
+REMEMBERED_PREFIXES = 4  # in float32 about 8 MB each for the English model, 49 MB for Turbo
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class SpeechTokenLoop:
         self.head = head if head is not None else t3.speech_head
         self.backbone_dtype = next(t3.tfmr.parameters()).dtype
         self.turbo = t3.is_gpt
+        self._prefixes: list[tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]] = []
 
     def __call__(self, prompts: Sequence[SpeechPrompt], t3_cond, sampling: Sampling,
                  cancelled: Callable[[], bool] = lambda: False) -> list[torch.Tensor]:
@@ -59,10 +63,11 @@ class SpeechTokenLoop:
         t3, hp = self.t3, self.t3.hp
         cfg_weight = 0.0 if self.turbo else sampling.cfg_weight
         rows_per_chunk = 2 if cfg_weight > 0 else 1
-        inputs, pads = self._padded_inputs(prompts, t3_cond, cfg_weight, rows_per_chunk)
+        prefix, inputs, pads = self._prompt_parts(prompts, t3_cond, cfg_weight, rows_per_chunk)
         budget = max(p.max_new_tokens for p in prompts)
-        cache = StaticCache(config=t3.cfg, max_cache_len=inputs.size(1) + budget)
-        batch = _Batch(pads.repeat_interleave(rows_per_chunk), inputs.size(1), cache.max_cache_len)
+        cache = StaticCache(config=t3.cfg, max_cache_len=prefix.size(1) + inputs.size(1) + budget)
+        batch = _Batch(pads.repeat_interleave(rows_per_chunk), prefix.size(1), inputs.size(1), cache.max_cache_len)
+        self._share_prefix(prefix, cache, rows=inputs.size(0))
         generators = [torch.Generator(inputs.device).manual_seed(p.seed) for p in prompts]
         limits = torch.tensor([p.max_new_tokens for p in prompts], device=inputs.device)
         pick = self._turbo_scores(sampling) if self.turbo else self._english_scores(sampling)
@@ -120,21 +125,47 @@ class SpeechTokenLoop:
 
         return scores
 
-    def _padded_inputs(self, prompts: Sequence[SpeechPrompt], t3_cond, cfg_weight: float, copies: int):
-        """Each prompt's conditioning, text and speech-start embeddings in `copies` rows (guided, unguided),
-        left-padded with zeros to one length; and the padding per chunk. Upstream's English loop appends a second
-        speech-start embedding to the prompt; Turbo's does not."""
+    def _prompt_parts(self, prompts: Sequence[SpeechPrompt], t3_cond, cfg_weight: float, copies: int):
+        """The conditioning embeddings every row starts with (1, P, dim); after them, each prompt's text and
+        speech-start embeddings in `copies` rows (guided, unguided), left-padded with zeros to one length; and the
+        padding per chunk. Upstream's English loop appends a second speech-start embedding to the prompt; Turbo's
+        does not."""
         device = prompts[0].text_tokens.device
         start = torch.full((copies, 1), self.t3.hp.start_speech_token, dtype=torch.long, device=device)
         rows = []
         for prompt in prompts:
-            embeds, _ = self.t3.prepare_input_embeds(t3_cond=t3_cond, text_tokens=prompt.text_tokens.repeat(copies, 1),
-                                                     speech_tokens=start, cfg_weight=cfg_weight)
-            rows.append(embeds if self.turbo else torch.cat([embeds, self._speech_embeds(start, 0)], dim=1))
+            embeds, prefix_length = self.t3.prepare_input_embeds(
+                t3_cond=t3_cond, text_tokens=prompt.text_tokens.repeat(copies, 1), speech_tokens=start,
+                cfg_weight=cfg_weight)
+            own = embeds[:, prefix_length:]
+            rows.append(own if self.turbo else torch.cat([own, self._speech_embeds(start, 0)], dim=1))
         length = max(r.size(1) for r in rows)
-        pads = torch.tensor([length - r.size(1) for r in rows], device=rows[0].device)
+        pads = torch.tensor([length - r.size(1) for r in rows], device=device)
         padded = [torch.nn.functional.pad(r, (0, 0, length - r.size(1), 0)) for r in rows]
-        return torch.cat(padded), pads
+        return embeds[:1, :prefix_length], torch.cat(padded), pads
+
+    def _share_prefix(self, prefix: torch.Tensor, cache: StaticCache, rows: int) -> None:
+        """Copy the shared prefix's keys and values into every row's first cache slots."""
+        slots = torch.arange(prefix.size(1), device=prefix.device)
+        for index, (keys, values) in enumerate(self._prefix_states(prefix)):
+            cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index,
+                         {"cache_position": slots})
+
+    def _prefix_states(self, prefix: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The backbone's keys and values per layer for `prefix`, remembered for the last few prefixes used (one
+        per voice and exaggeration), so a voice's next request starts from its own text."""
+        for index, (embeds, states) in enumerate(self._prefixes):
+            if embeds.shape == prefix.shape and torch.equal(embeds, prefix):
+                self._prefixes.insert(0, self._prefixes.pop(index))
+                return states
+        slots = torch.arange(prefix.size(1), device=prefix.device)
+        alone = StaticCache(config=self.t3.cfg, max_cache_len=prefix.size(1))
+        causal = (slots[None, :] <= slots[:, None])[None, None]
+        self.t3.tfmr(inputs_embeds=prefix.to(self.backbone_dtype), past_key_values=alone, use_cache=True,
+                     cache_position=slots, position_ids=slots[None], attention_mask=causal)
+        states = [(layer.keys, layer.values) for layer in alone.layers]
+        self._prefixes = [(prefix, states)] + self._prefixes[: REMEMBERED_PREFIXES - 1]
+        return states
 
     def _speech_embeds(self, tokens: torch.Tensor, position: int) -> torch.Tensor:
         """Speech tokens (rows, 1) embedded at speech position `position`, as upstream embeds them (Turbo's
@@ -163,23 +194,28 @@ class _Where:
 
 
 class _Batch:
-    """Slots, positions and masks for rows whose prompts were padded on the left by `pads` positions."""
+    """Slots, positions and masks for rows that share their first `prefix` slots, then hold their own prompt
+    tokens, padded on the left by `pads` slots, up to slot `prompt_length`."""
 
-    def __init__(self, pads: torch.Tensor, prompt_length: int, cache_length: int):
+    def __init__(self, pads: torch.Tensor, prefix: int, own_length: int, cache_length: int):
         self.pads = pads
-        self.prompt_length = prompt_length
+        self.prefix = prefix
+        self.prompt_length = prefix + own_length
         self.keys = torch.arange(cache_length, device=pads.device)
-        self.real = self.keys[None, :] >= pads[:, None]  # (rows, cache): which slots hold a real token
+        shared = self.keys[None, :] < prefix
+        self.real = shared | (self.keys[None, :] >= prefix + pads[:, None])  # (rows, cache): slots with a token
+        self.positions = torch.where(shared, self.keys, (self.keys - pads[:, None]).clamp(min=0))
 
     def prefill(self) -> _Where:
-        slots = self.keys[: self.prompt_length]
-        causal = self.keys[None, :] <= slots[:, None]  # (prompt, cache)
+        """The call that feeds the rows' own prompt tokens, after the shared prefix is in the cache."""
+        slots = self.keys[self.prefix : self.prompt_length]
+        causal = self.keys[None, :] <= slots[:, None]  # (own prompt, cache)
         itself = self.keys[None, :] == slots[:, None]  # a padding slot attends to itself, so it is never empty
         mask = causal & (self.real[:, None, :] | itself)
-        return _Where(slots, (slots[None, :] - self.pads[:, None]).clamp(min=0), mask[:, None])
+        return _Where(slots, self.positions[:, slots], mask[:, None])
 
     def decode(self, step: int) -> _Where:
         """The call that feeds the token sampled at `step`."""
         slot = self.prompt_length + step
         mask = self.real & (self.keys[None, :] <= slot)
-        return _Where(self.keys[slot : slot + 1], (slot - self.pads)[:, None], mask[:, None, None, :])
+        return _Where(self.keys[slot : slot + 1], self.positions[:, slot : slot + 1], mask[:, None, None, :])

@@ -114,6 +114,31 @@ def test_own_token_loop_stops_at_once_when_cancelled(exact_engine):
     assert tokens.shape == (1, 3)
 
 
+def test_own_token_loop_runs_a_voices_conditioning_once_per_exaggeration(exact_engine):
+    """The conditioning every prompt starts with goes through the backbone once; the voice's next request reuses
+    its keys and values and samples the same tokens. Another exaggeration is another conditioning."""
+    model = exact_engine.synthesizer.model_for(None)
+    loop = SpeechTokenLoop(model.upstream.t3)
+    prompts = [SpeechPrompt(model.text_tokens(TEXT, None), TOKEN_LIMIT, SEED)]
+
+    def decode(exaggeration: float):
+        first_slots = []
+        hook = model.upstream.t3.tfmr.register_forward_pre_hook(
+            lambda _, args, kwargs: first_slots.append(int(kwargs["cache_position"][0])), with_kwargs=True)
+        try:
+            with torch.inference_mode():
+                (tokens,) = loop(prompts, model.t3_conditioning(model.builtin_conditionals, exaggeration), SAMPLING)
+        finally:
+            hook.remove()
+        return tokens, first_slots.count(0)
+
+    first, conditioning_runs = decode(0.5)
+    again, conditioning_reruns = decode(0.5)
+    _, other_runs = decode(0.9)
+    assert (conditioning_runs, conditioning_reruns, other_runs) == (1, 0, 1)
+    assert torch.equal(first, again)
+
+
 class RecordingHead:
     """A test double for T3's speech head: the real head, recording its logits; when `stop_step` is given, the
     first chunk's logits (its first `rows`) for token number `stop_step` (counted from 0) make only the stop token
