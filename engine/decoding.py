@@ -6,10 +6,11 @@ growing them every token, asks the backbone for nothing it does not use, skips t
 classifier-free guidance is off (Turbo never guides), and stops as soon as the request is cancelled.
 
 It also decodes several chunks of one text at once. Every row's prompt starts with the same conditioning (the
-voice's speaker embedding and speech prompt), so the backbone computes that prefix once, and remembers it for the
-voice's next requests, and each row gets a copy of its keys and values; the rows' own tokens (text, speech start) follow, padded on the left to one length, so every
-row takes its next token at the same cache slot. Each chunk draws from a generator of its own seed. A chunk's tokens
-are then what it would sample alone, up to float rounding in the batched matrix products.
+voice's speaker embedding and speech prompt), so the backbone runs over that prefix once, remembers its keys and
+values for the voice's next requests, and gives each row a copy; the rows' own tokens (text, speech start) follow,
+padded on the left to one length, so every row takes its next token at the same cache slot. Attention reads only
+the cache slots filled so far. Each chunk draws from a generator of its own seed. A chunk's tokens are then what it
+would sample alone, up to float rounding in the batched matrix products.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class SpeechTokenLoop:
         rows_per_chunk = 2 if cfg_weight > 0 else 1
         prefix, inputs, pads = self._prompt_parts(prompts, t3_cond, cfg_weight, rows_per_chunk)
         budget = max(p.max_new_tokens for p in prompts)
-        cache = StaticCache(config=t3.cfg, max_cache_len=prefix.size(1) + inputs.size(1) + budget)
+        cache = _FilledSlotsCache(config=t3.cfg, max_cache_len=prefix.size(1) + inputs.size(1) + budget)
         batch = _Batch(pads.repeat_interleave(rows_per_chunk), prefix.size(1), inputs.size(1), cache.max_cache_len)
         self._share_prefix(prefix, cache, rows=inputs.size(0))
         generators = [torch.Generator(inputs.device).manual_seed(p.seed) for p in prompts]
@@ -175,18 +176,30 @@ class SpeechTokenLoop:
             return embeds
         return embeds + self.t3.speech_pos_emb.get_fixed_embedding(position)
 
-    def _step(self, embeds: torch.Tensor, cache: StaticCache, where: "_Where") -> torch.Tensor:
+    def _step(self, embeds: torch.Tensor, cache: "_FilledSlotsCache", where: "_Where") -> torch.Tensor:
         """The speech logits after `embeds`, which fill the cache slots `where` names. The backbone may run in
         another precision than the embeddings and the head, which stay in T3's own."""
+        cache.filled = where.mask.size(-1)
         hidden = self.t3.tfmr(inputs_embeds=embeds.to(self.backbone_dtype), past_key_values=cache, use_cache=True,
                               cache_position=where.slots, position_ids=where.positions,
                               attention_mask=where.mask).last_hidden_state
         return self.head(hidden[:, -1].to(embeds.dtype))
 
 
+class _FilledSlotsCache(StaticCache):
+    """A preallocated cache whose attention reads only its first `filled` slots, those written so far, rather than
+    its whole length (which a chunk's token budget sets, often twice what it speaks)."""
+
+    filled = 0
+
+    def update(self, key_states, value_states, layer_idx, cache_kwargs=None):
+        keys, values = super().update(key_states, value_states, layer_idx, cache_kwargs)
+        return keys[:, :, : self.filled], values[:, :, : self.filled]
+
+
 @dataclass(frozen=True)
 class _Where:
-    """Cache slots, per-row positions and the attention mask of one backbone call."""
+    """Cache slots, per-row positions and the attention mask of one backbone call, over the slots filled after it."""
 
     slots: torch.Tensor
     positions: torch.Tensor
@@ -198,7 +211,6 @@ class _Batch:
     tokens, padded on the left by `pads` slots, up to slot `prompt_length`."""
 
     def __init__(self, pads: torch.Tensor, prefix: int, own_length: int, cache_length: int):
-        self.pads = pads
         self.prefix = prefix
         self.prompt_length = prefix + own_length
         self.keys = torch.arange(cache_length, device=pads.device)
@@ -208,14 +220,14 @@ class _Batch:
 
     def prefill(self) -> _Where:
         """The call that feeds the rows' own prompt tokens, after the shared prefix is in the cache."""
-        slots = self.keys[self.prefix : self.prompt_length]
-        causal = self.keys[None, :] <= slots[:, None]  # (own prompt, cache)
-        itself = self.keys[None, :] == slots[:, None]  # a padding slot attends to itself, so it is never empty
-        mask = causal & (self.real[:, None, :] | itself)
+        slots, keys = self.keys[self.prefix : self.prompt_length], self.keys[: self.prompt_length]
+        causal = keys[None, :] <= slots[:, None]  # (own prompt, filled slots)
+        itself = keys[None, :] == slots[:, None]  # a padding slot attends to itself, so it is never empty
+        mask = causal & (self.real[:, None, : self.prompt_length] | itself)
         return _Where(slots, self.positions[:, slots], mask[:, None])
 
     def decode(self, step: int) -> _Where:
         """The call that feeds the token sampled at `step`."""
         slot = self.prompt_length + step
-        mask = self.real & (self.keys[None, :] <= slot)
-        return _Where(self.keys[slot : slot + 1], self.positions[:, slot : slot + 1], mask[:, None, None, :])
+        filled = self.real[:, None, None, : slot + 1]
+        return _Where(self.keys[slot : slot + 1], self.positions[:, slot : slot + 1], filled)
