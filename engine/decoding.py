@@ -159,11 +159,10 @@ class SpeechTokenLoop:
             if embeds.shape == prefix.shape and torch.equal(embeds, prefix):
                 self._prefixes.insert(0, self._prefixes.pop(index))
                 return states
-        slots = torch.arange(prefix.size(1), device=prefix.device)
-        alone = StaticCache(config=self.t3.cfg, max_cache_len=prefix.size(1))
-        causal = (slots[None, :] <= slots[:, None])[None, None]
-        self.t3.tfmr(inputs_embeds=prefix.to(self.backbone_dtype), past_key_values=alone, use_cache=True,
-                     cache_position=slots, position_ids=slots[None], attention_mask=causal)
+        length = prefix.size(1)
+        alone = _FilledSlotsCache(config=self.t3.cfg, max_cache_len=length)
+        unpadded = torch.zeros(1, dtype=torch.long, device=prefix.device)
+        self._backbone(prefix, alone, _Batch(unpadded, prefix=0, own_length=length, cache_length=length).prefill())
         states = [(layer.keys, layer.values) for layer in alone.layers]
         self._prefixes = [(prefix, states)] + self._prefixes[: REMEMBERED_PREFIXES - 1]
         return states
@@ -179,11 +178,16 @@ class SpeechTokenLoop:
     def _step(self, embeds: torch.Tensor, cache: "_FilledSlotsCache", where: "_Where") -> torch.Tensor:
         """The speech logits after `embeds`, which fill the cache slots `where` names. The backbone may run in
         another precision than the embeddings and the head, which stay in T3's own."""
-        cache.filled = where.mask.size(-1)
-        hidden = self.t3.tfmr(inputs_embeds=embeds.to(self.backbone_dtype), past_key_values=cache, use_cache=True,
-                              cache_position=where.slots, position_ids=where.positions,
-                              attention_mask=where.mask).last_hidden_state
+        hidden = self._backbone(embeds, cache, where)
         return self.head(hidden[:, -1].to(embeds.dtype))
+
+    def _backbone(self, embeds: torch.Tensor, cache: "_FilledSlotsCache", where: "_Where") -> torch.Tensor:
+        """The backbone's last hidden states for `embeds`, whose keys and values fill the cache slots `where`
+        names."""
+        cache.filled = where.mask.size(-1)
+        return self.t3.tfmr(inputs_embeds=embeds.to(self.backbone_dtype), past_key_values=cache, use_cache=True,
+                            cache_position=where.slots, position_ids=where.positions,
+                            attention_mask=where.mask).last_hidden_state
 
 
 class _FilledSlotsCache(StaticCache):
