@@ -3,9 +3,9 @@
 exact: float32 throughout and upstream's own 10 flow-matching steps; speech tokens and audio equal upstream's for
        the same seed (the parity test pins this).
 fast:  the chunks of a long text go through the model four at a time (the first alone, so it plays sooner):
-       the English and Turbo models sample them together in the studio's own token loop (engine/decoding.py),
-       which runs a voice's conditioning through T3 once and remembers it for the next requests,
-       the multilingual one after another in upstream's; then S3Gen vocodes each group as one sequence, cut apart
+       T3 samples them together in the studio's own token loop (engine/decoding.py), which runs a voice's
+       conditioning through T3 once and remembers it for the next requests, and keeps the multilingual model's
+       alignment checks for every chunk; then S3Gen vocodes each group as one sequence, cut apart
        afterwards (the flow runs over the voice's reference prompt once per group, not once per chunk; each
        chunk's audio hears its neighbours). Turbo's GPT-2 computes its GELU in one fused operation (the same tanh
        formula, rounded differently). On x86 CPUs, T3's linear layers run as int8 with per-channel weight scales
@@ -42,11 +42,9 @@ class Acceleration:
     flow_steps: int = UPSTREAM_FLOW_STEPS
     chunk_batch: int = 1
 
-    def for_model(self, loop_fits: bool, gpt2: bool) -> "Acceleration":
-        """This acceleration as one model gets it: without the studio's token loop where the loop cannot run its T3
-        (the multilingual model's), and with a fused GELU only where T3 is a GPT-2 (Turbo's)."""
-        fitted = self if loop_fits else replace(self, token_loop=False, bf16_t3=False)
-        return replace(fitted, fused_gelu=self.fused_gelu and gpt2)
+    def for_model(self, gpt2: bool) -> "Acceleration":
+        """This acceleration as one model gets it: with a fused GELU only where T3 is a GPT-2 (Turbo's)."""
+        return replace(self, fused_gelu=self.fused_gelu and gpt2)
 
     def describe(self) -> str:
         changes = [name for name, on in (("own token loop", self.token_loop), ("fused GELU", self.fused_gelu),

@@ -11,6 +11,9 @@ values for the voice's next requests, and gives each row a copy; the rows' own t
 padded on the left to one length, so every row takes its next token at the same cache slot. Attention reads only
 the cache slots filled so far. Each chunk draws from a generator of its own seed. A chunk's tokens are then what it
 would sample alone, up to float rounding in the batched matrix products.
+
+For the multilingual model (a Llama backbone too) it also keeps upstream's alignment checks, for every chunk
+(engine/alignment.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import torch
 from transformers import StaticCache
 from transformers.generation.logits_process import (MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
                                                     TopKLogitsWarper, TopPLogitsWarper)
+
+from .alignment import WATCHING_ATTENTION, AlignmentGuard, AlignmentHeads
 
 TURBO_TOP_K = 1000  # upstream's `inference_turbo` default, which its `generate` keeps
 REMEMBERED_PREFIXES = 4  # in float32 about 8 MB each for the English model, 49 MB for Turbo
@@ -55,12 +60,24 @@ class SpeechTokenLoop:
         self.head = head if head is not None else t3.speech_head
         self.backbone_dtype = next(t3.tfmr.parameters()).dtype
         self.turbo = t3.is_gpt
+        self.watches_alignment = t3.hp.is_multilingual
         self._prefixes: list[tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]] = []
 
     def __call__(self, prompts: Sequence[SpeechPrompt], t3_cond, sampling: Sampling,
                  cancelled: Callable[[], bool] = lambda: False) -> list[torch.Tensor]:
         """Speech tokens for each prompt, shape (1, n), its stop token included; fewer when `cancelled()` turns
         true."""
+        if not self.watches_alignment:
+            return self._decode(prompts, t3_cond, sampling, cancelled)
+        config = self.t3.tfmr.config
+        used, config._attn_implementation = config._attn_implementation, WATCHING_ATTENTION
+        try:
+            return self._decode(prompts, t3_cond, sampling, cancelled)
+        finally:
+            config._attn_implementation = used
+
+    def _decode(self, prompts: Sequence[SpeechPrompt], t3_cond, sampling: Sampling,
+                cancelled: Callable[[], bool]) -> list[torch.Tensor]:
         t3, hp = self.t3, self.t3.hp
         cfg_weight = 0.0 if self.turbo else sampling.cfg_weight
         rows_per_chunk = 2 if cfg_weight > 0 else 1
@@ -75,13 +92,18 @@ class SpeechTokenLoop:
         generated = torch.full((len(prompts), 1), hp.start_speech_token, dtype=torch.long, device=inputs.device)
         lengths = torch.zeros(len(prompts), dtype=torch.long, device=inputs.device)
         active = torch.ones(len(prompts), dtype=torch.bool, device=inputs.device)
-        logits = self._step(inputs, cache, batch.prefill())
+        heads = AlignmentHeads() if self.watches_alignment else None
+        guard = None if heads is None else AlignmentGuard(
+            (prefix.size(1) + pads).tolist(), [p.text_tokens.size(1) for p in prompts], budget, hp.stop_speech_token)
+        logits = self._step(inputs, cache, batch.prefill(), heads)
         for step in range(budget):
             if cancelled():
                 break
             scores = logits[::rows_per_chunk]
             if rows_per_chunk == 2:
                 scores = scores + cfg_weight * (scores - logits[1::2])
+            if guard is not None:
+                scores = guard.check(heads.take()[::rows_per_chunk], scores, generated[:, -1], active)
             probabilities = torch.softmax(pick(generated, scores), dim=-1)
             tokens = torch.cat([torch.multinomial(p, 1, generator=g) for p, g in zip(probabilities, generators)])
             generated = torch.cat([generated, tokens[:, None]], dim=1)
@@ -90,7 +112,7 @@ class SpeechTokenLoop:
             if not bool(active.any()):
                 break
             embed = self._speech_embeds(tokens[:, None], step + 1)
-            logits = self._step(embed.repeat_interleave(rows_per_chunk, dim=0), cache, batch.decode(step))
+            logits = self._step(embed.repeat_interleave(rows_per_chunk, dim=0), cache, batch.decode(step), heads)
         return [generated[i : i + 1, 1 : 1 + int(n)] for i, n in enumerate(lengths)]
 
     @staticmethod
@@ -175,19 +197,23 @@ class SpeechTokenLoop:
             return embeds
         return embeds + self.t3.speech_pos_emb.get_fixed_embedding(position)
 
-    def _step(self, embeds: torch.Tensor, cache: "_FilledSlotsCache", where: "_Where") -> torch.Tensor:
-        """The speech logits after `embeds`, which fill the cache slots `where` names. The backbone may run in
-        another precision than the embeddings and the head, which stay in T3's own."""
-        hidden = self._backbone(embeds, cache, where)
+    def _step(self, embeds: torch.Tensor, cache: "_FilledSlotsCache", where: "_Where",
+              heads: AlignmentHeads | None) -> torch.Tensor:
+        """The speech logits after `embeds`, which fill the cache slots `where` names; `heads`, if given, sees the
+        alignment heads' attention. The backbone may run in another precision than the embeddings and the head,
+        which stay in T3's own."""
+        hidden = self._backbone(embeds, cache, where, heads)
         return self.head(hidden[:, -1].to(embeds.dtype))
 
-    def _backbone(self, embeds: torch.Tensor, cache: "_FilledSlotsCache", where: "_Where") -> torch.Tensor:
+    def _backbone(self, embeds: torch.Tensor, cache: "_FilledSlotsCache", where: "_Where",
+                  heads: AlignmentHeads | None = None) -> torch.Tensor:
         """The backbone's last hidden states for `embeds`, whose keys and values fill the cache slots `where`
         names."""
         cache.filled = where.mask.size(-1)
+        watching = {} if heads is None else {"alignment_heads": heads}
         return self.t3.tfmr(inputs_embeds=embeds.to(self.backbone_dtype), past_key_values=cache, use_cache=True,
                             cache_position=where.slots, position_ids=where.positions,
-                            attention_mask=where.mask).last_hidden_state
+                            attention_mask=where.mask, **watching).last_hidden_state
 
 
 class _FilledSlotsCache(StaticCache):

@@ -324,9 +324,8 @@ def load(spec: VariantSpec, directory: Path, device: str, acceleration: Accelera
 
 
 def accelerated(spec: VariantSpec, acceleration: Acceleration) -> Acceleration:
-    """What of `acceleration` this variant takes: the studio's token loop runs the English and Turbo T3s, and only
-    Turbo's GPT-2 has a GELU to fuse."""
-    return acceleration.for_model(loop_fits=not spec.multilingual, gpt2=spec.name == "chatterbox-turbo")
+    """What of `acceleration` this variant takes: only Turbo's GPT-2 has a GELU to fuse."""
+    return acceleration.for_model(gpt2=spec.name == "chatterbox-turbo")
 
 
 def _quiet_sampling_bars() -> None:
