@@ -230,7 +230,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
     demo = ui.build_desk(engine, settings)
-    demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=engine.request_batch)
     print(f"Chatterbox Studio on http://{settings.host}:{settings.port}  (API docs at /docs)", flush=True)
     if generated:
         print(f"API key (generated; pass --api-key to choose one, or --open to run without): {settings.api_key}",

@@ -22,6 +22,7 @@ class Settings:
     model: str = "chatterbox"
     precision: str = "fast"
     flow_steps: int | None = None
+    batch_requests: int | None = None
     checkpoint_dir: Path | None = None
     data_dir: Path = Path("data")
     queue_size: int = 16
@@ -51,7 +52,7 @@ class Settings:
         return EngineConfig(device=self.device, model=self.model, checkpoint_dir=self.checkpoint_dir,
                             data_dir=self.data_dir, queue_size=self.queue_size, max_chunk_tokens=self.max_chunk_tokens,
                             idle_unload_seconds=self.idle_unload_seconds, precision=self.precision,
-                            flow_steps=self.flow_steps)
+                            flow_steps=self.flow_steps, batch_requests=self.batch_requests)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Settings":
@@ -74,11 +75,17 @@ def parse_alias(text: str) -> tuple[str, str]:
     return name.strip().lower(), voice_id.strip()
 
 
-def flow_steps(text: str) -> int:
-    """A flow-step count from a flag or the environment, 1 to 50."""
-    if not text.strip().isdigit() or not 1 <= int(text) <= 50:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of flow steps from 1 to 50")
-    return int(text)
+def _whole_number(what: str, most: int):
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not 1 <= int(text) <= most:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of {what} from 1 to {most}")
+        return int(text)
+
+    return parse
+
+
+flow_steps = _whole_number("flow steps", 50)
+batch_requests = _whole_number("requests", 64)
 
 
 def _env_origins() -> list[str]:
@@ -104,6 +111,10 @@ def add_global_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flow-steps", type=flow_steps, default=os.environ.get(env_name("flow_steps")) or None,
                         help="S3Gen flow-matching steps, 1 to 50 (default: 5 fast, 10 exact; more is slower and "
                              "smoother) [CHATTERBOX_FLOW_STEPS]")
+    parser.add_argument("--batch-requests", type=batch_requests,
+                        default=os.environ.get(env_name("batch_requests")) or None,
+                        help="most requests whose next chunks T3 samples together, 1 to 64 (default: 16 on a CUDA "
+                             "GPU in the fast precision, else 1) [CHATTERBOX_BATCH_REQUESTS]")
     parser.add_argument("--checkpoint-dir", type=Path, default=os.environ.get(env_name("checkpoint_dir")) or None,
                         help="load weights from this folder (Chatterbox's file layout) instead of the Hugging Face "
                              "hub [CHATTERBOX_CHECKPOINT_DIR]")

@@ -1,6 +1,7 @@
 """Time upstream `ChatterboxTTS.generate` and the studio engine on the same checkpoint, seed and token counts.
 
-    ./launch.sh bench [--quick] [--device cpu|cuda] [--tokens N] [--concurrency N] [--chunks N] [--model NAME]
+    ./launch.sh bench [--quick] [--device cpu|cuda] [--tokens N] [--concurrency N] [--batch-requests N] [--chunks N]
+                       [--model NAME]
 
 The checkpoint has the released architecture at full size with random weights and a 10 s built-in voice (built
 and cached on first use), so the compute per token is that of the real model. Random weights never stop by themselves, so every run
@@ -126,14 +127,15 @@ def run_upstream(model_name: str, checkpoint: Path, device: str, tokens: int, ru
 
 
 def run_studio(model_name: str, checkpoint: Path, device: str, tokens: int, runs: int, chunks: int,
-               concurrency: int, precision: str) -> dict:
+               concurrency: int, precision: str, batch_requests: int | None) -> dict:
     import threading
 
     from engine import Engine, EngineConfig, SynthesisRequest
     from engine.text import split
 
     engine = Engine(EngineConfig(device=device, model=model_name, checkpoint_dir=checkpoint,
-                                 data_dir=Path("/tmp/bench-data"), queue_size=max(16, concurrency), precision=precision))
+                                 data_dir=Path("/tmp/bench-data"), queue_size=max(16, concurrency), precision=precision,
+                                 batch_requests=batch_requests))
     model = engine.synthesizer.model_for(None)
     timings = {"t3": 0.0, "s3gen": 0.0}
     timed(model, "speech_tokens", timings, "t3")
@@ -175,6 +177,8 @@ def measure_in_subprocess(side: str, args: argparse.Namespace, checkpoint: Path)
                "--device", args.device,
                "--tokens", str(args.tokens), "--runs", str(args.runs), "--chunks", str(args.chunks),
                "--concurrency", str(args.concurrency), "--precision", args.precision]
+    if args.batch_requests:
+        command += ["--batch-requests", str(args.batch_requests)]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{side} run failed:\n{out.stderr[-3000:]}")
@@ -239,6 +243,8 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=1, help="sentences in the text, one chunk each (default 1)")
     parser.add_argument("--concurrency", type=int, help="concurrent studio requests (default 1 quick, 16 full)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fast", help="the studio's precision")
+    parser.add_argument("--batch-requests", type=int,
+                        help="most requests the studio samples together (default: its own, 16 on CUDA, 1 on CPU)")
     parser.add_argument("--model", choices=list(UPSTREAM), default="chatterbox", help="the variant to time")
     parser.add_argument("--side", choices=["upstream", "studio"], help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
@@ -250,7 +256,7 @@ def main() -> None:
     if args.side:
         sys.path.insert(0, str(ROOT))
         run = run_upstream if args.side == "upstream" else run_studio
-        extra = () if args.side == "upstream" else (args.concurrency, args.precision)
+        extra = () if args.side == "upstream" else (args.concurrency, args.precision, args.batch_requests)
         print(json.dumps(run(args.model, args.checkpoint, args.device, args.tokens, args.runs, args.chunks, *extra)))
         return
     checkpoint = full_size_checkpoint(args.model)

@@ -12,6 +12,8 @@ fast:  the chunks of a long text go through the model four at a time (the first 
        (dynamic quantization), on CUDA GPUs in bfloat16 (sampling stays float32). Where the hardware computes
        bfloat16 natively (recent x86 CPUs, CUDA GPUs), S3Gen's flow estimator runs in bfloat16 while the flow's
        state stays float32. S3Gen takes 5 flow-matching steps instead of 10. Output stays deterministic per seed.
+       On CUDA GPUs the next chunks of up to 16 requests are sampled in one T3 batch (`request_batch`), each row
+       masked from the others, so a request's tokens depend on its batch-mates through rounding alone.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ PRECISIONS = ("fast", "exact")
 UPSTREAM_FLOW_STEPS = 10
 FAST_FLOW_STEPS = 5
 FAST_CHUNK_BATCH = 4
+CUDA_REQUEST_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,12 @@ class Acceleration:
     bf16_flow: bool = False
     flow_steps: int = UPSTREAM_FLOW_STEPS
     chunk_batch: int = 1
+    request_batch: int = 1
+
+    @property
+    def batch_prompts(self) -> int:
+        """The most chunks one T3 batch samples, of one request or several."""
+        return max(self.chunk_batch, self.request_batch)
 
     def for_model(self, gpt2: bool) -> "Acceleration":
         """This acceleration as one model gets it: with a fused GELU only where T3 is a GPT-2 (Turbo's)."""
@@ -54,19 +63,25 @@ class Acceleration:
             changes.append(f"{self.flow_steps} flow steps")
         if self.chunk_batch > 1:
             changes.append(f"{self.chunk_batch} chunks per batch")
+        if self.request_batch > 1:
+            changes.append(f"up to {self.request_batch} requests per batch")
         return ", ".join(changes) or "exact (as upstream)"
 
 
-def plan(precision: str, device: str, flow_steps: int | None = None) -> Acceleration:
-    """The acceleration `precision` asks for, limited to what `device` does well."""
+def plan(precision: str, device: str, flow_steps: int | None = None, request_batch: int | None = None) -> Acceleration:
+    """The acceleration `precision` asks for, limited to what `device` does well. Only the studio's token loop
+    batches requests together: by default on CUDA GPUs, where a batch costs little more than one request; on a CPU
+    the int8 layers scale their inputs per batch, so there a request would sound different in company."""
     if precision not in PRECISIONS:
         raise ValueError(f"Unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
     fast = precision == "fast"
     steps = flow_steps or (FAST_FLOW_STEPS if fast else UPSTREAM_FLOW_STEPS)
+    requests = request_batch or (CUDA_REQUEST_BATCH if device.startswith("cuda") else 1)
     return Acceleration(token_loop=fast, fused_gelu=fast, int8_t3=fast and _int8_cpu(device),
                         bf16_t3=fast and device.startswith("cuda") and _native_bf16(device),
                         bf16_flow=fast and _native_bf16(device),
-                        flow_steps=steps, chunk_batch=FAST_CHUNK_BATCH if fast else 1)
+                        flow_steps=steps, chunk_batch=FAST_CHUNK_BATCH if fast else 1,
+                        request_batch=requests if fast else 1)
 
 
 def _int8_cpu(device: str) -> bool:

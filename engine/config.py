@@ -21,6 +21,7 @@ class EngineConfig:
     idle_unload_seconds: float = 0.0  # 0: keep the model loaded
     precision: str = "fast"  # or "exact": see engine/acceleration.py
     flow_steps: int | None = None  # None: the precision's own
+    batch_requests: int | None = None  # the most requests sampled together; None: the precision's and device's own
 
     @property
     def voices_dir(self) -> Path:

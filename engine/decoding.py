@@ -5,12 +5,13 @@ logits processors in the same order, same random draws. It keeps keys and values
 growing them every token, asks the backbone for nothing it does not use, skips the unconditional row when
 classifier-free guidance is off (Turbo never guides), and stops as soon as the request is cancelled.
 
-It also decodes several chunks of one text at once. Every row's prompt starts with the same conditioning (the
-voice's speaker embedding and speech prompt), so the backbone runs over that prefix once, remembers its keys and
-values for the voice's next requests, and gives each row a copy; the rows' own tokens (text, speech start) follow,
-padded on the left to one length, so every row takes its next token at the same cache slot. Attention reads only
-the cache slots filled so far. Each chunk draws from a generator of its own seed. A chunk's tokens are then what it
-would sample alone, up to float rounding in the batched matrix products.
+It also decodes several chunks at once, of one text or of several requests. Every row's prompt starts with its
+voice's conditioning (speaker embedding and speech prompt), so the backbone runs over each voice's prefix once,
+remembers its keys and values for the voice's next requests, and gives each row a copy (a shorter prefix is padded
+to the longest); the rows' own tokens (text, speech start) follow, padded on the left to one length, so every row
+takes its next token at the same cache slot. Attention reads only the cache slots filled so far and never a
+padding slot. Each chunk draws from a generator of its own seed. A chunk's tokens are then what it would sample
+alone, up to float rounding in the batched matrix products.
 
 For the multilingual model (a Llama backbone too) it also keeps upstream's alignment checks, for every chunk
 (engine/alignment.py).
@@ -19,7 +20,7 @@ For the multilingual model (a Llama backbone too) it also keeps upstream's align
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from transformers import StaticCache
@@ -45,11 +46,13 @@ class Sampling:
 
 @dataclass(frozen=True)
 class SpeechPrompt:
-    """One chunk's T3 input: its text tokens (1, n) with start and stop, its token budget and its seed."""
+    """One chunk's T3 input: its text tokens (1, n) with start and stop, its token budget, its seed and its voice's
+    conditioning (upstream's `T3Cond`)."""
 
     text_tokens: torch.Tensor
     max_new_tokens: int
     seed: int
+    conditioning: Any
 
 
 class SpeechTokenLoop:
@@ -63,29 +66,32 @@ class SpeechTokenLoop:
         self.watches_alignment = t3.hp.is_multilingual
         self._prefixes: list[tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]] = []
 
-    def __call__(self, prompts: Sequence[SpeechPrompt], t3_cond, sampling: Sampling,
+    def __call__(self, prompts: Sequence[SpeechPrompt], sampling: Sampling,
                  cancelled: Callable[[], bool] = lambda: False) -> list[torch.Tensor]:
         """Speech tokens for each prompt, shape (1, n), its stop token included; fewer when `cancelled()` turns
         true."""
         if not self.watches_alignment:
-            return self._decode(prompts, t3_cond, sampling, cancelled)
+            return self._decode(prompts, sampling, cancelled)
         config = self.t3.tfmr.config
         used, config._attn_implementation = config._attn_implementation, WATCHING_ATTENTION
         try:
-            return self._decode(prompts, t3_cond, sampling, cancelled)
+            return self._decode(prompts, sampling, cancelled)
         finally:
             config._attn_implementation = used
 
-    def _decode(self, prompts: Sequence[SpeechPrompt], t3_cond, sampling: Sampling,
+    def _decode(self, prompts: Sequence[SpeechPrompt], sampling: Sampling,
                 cancelled: Callable[[], bool]) -> list[torch.Tensor]:
         t3, hp = self.t3, self.t3.hp
         cfg_weight = 0.0 if self.turbo else sampling.cfg_weight
         rows_per_chunk = 2 if cfg_weight > 0 else 1
-        prefix, inputs, pads = self._prompt_parts(prompts, t3_cond, cfg_weight, rows_per_chunk)
+        prefixes, inputs, pads = self._prompt_parts(prompts, cfg_weight, rows_per_chunk)
+        prefix_lengths = torch.tensor([p.size(1) for p in prefixes], device=inputs.device)
+        width = int(prefix_lengths.max())
         budget = max(p.max_new_tokens for p in prompts)
-        cache = _FilledSlotsCache(config=t3.cfg, max_cache_len=prefix.size(1) + inputs.size(1) + budget)
-        batch = _Batch(pads.repeat_interleave(rows_per_chunk), prefix.size(1), inputs.size(1), cache.max_cache_len)
-        self._share_prefix(prefix, cache, rows=inputs.size(0))
+        cache = _FilledSlotsCache(config=t3.cfg, max_cache_len=width + inputs.size(1) + budget)
+        batch = _Batch(prefix_lengths.repeat_interleave(rows_per_chunk), pads.repeat_interleave(rows_per_chunk),
+                       inputs.size(1), cache.max_cache_len)
+        self._share_prefixes(prefixes, cache, rows_per_chunk)
         generators = [torch.Generator(inputs.device).manual_seed(p.seed) for p in prompts]
         limits = torch.tensor([p.max_new_tokens for p in prompts], device=inputs.device)
         pick = self._turbo_scores(sampling) if self.turbo else self._english_scores(sampling)
@@ -94,7 +100,7 @@ class SpeechTokenLoop:
         active = torch.ones(len(prompts), dtype=torch.bool, device=inputs.device)
         heads = AlignmentHeads() if self.watches_alignment else None
         guard = None if heads is None else AlignmentGuard(
-            (prefix.size(1) + pads).tolist(), [p.text_tokens.size(1) for p in prompts], budget, hp.stop_speech_token)
+            (width + pads).tolist(), [p.text_tokens.size(1) for p in prompts], budget, hp.stop_speech_token)
         logits = self._step(inputs, cache, batch.prefill(), heads)
         for step in range(budget):
             if cancelled():
@@ -148,31 +154,40 @@ class SpeechTokenLoop:
 
         return scores
 
-    def _prompt_parts(self, prompts: Sequence[SpeechPrompt], t3_cond, cfg_weight: float, copies: int):
-        """The conditioning embeddings every row starts with (1, P, dim); after them, each prompt's text and
-        speech-start embeddings in `copies` rows (guided, unguided), left-padded with zeros to one length; and the
-        padding per chunk. Upstream's English loop appends a second speech-start embedding to the prompt; Turbo's
-        does not."""
+    def _prompt_parts(self, prompts: Sequence[SpeechPrompt], cfg_weight: float, copies: int):
+        """Each prompt's conditioning embeddings (1, P, dim), the prefix its rows start with; after them, each
+        prompt's text and speech-start embeddings in `copies` rows (guided, unguided), left-padded with zeros to one
+        length; and the padding per chunk. Upstream's English loop appends a second speech-start embedding to the
+        prompt; Turbo's does not."""
         device = prompts[0].text_tokens.device
         start = torch.full((copies, 1), self.t3.hp.start_speech_token, dtype=torch.long, device=device)
-        rows = []
+        prefixes, rows = [], []
         for prompt in prompts:
             embeds, prefix_length = self.t3.prepare_input_embeds(
-                t3_cond=t3_cond, text_tokens=prompt.text_tokens.repeat(copies, 1), speech_tokens=start,
+                t3_cond=prompt.conditioning, text_tokens=prompt.text_tokens.repeat(copies, 1), speech_tokens=start,
                 cfg_weight=cfg_weight)
+            prefixes.append(embeds[:1, :prefix_length])
             own = embeds[:, prefix_length:]
             rows.append(own if self.turbo else torch.cat([own, self._speech_embeds(start, 0)], dim=1))
         length = max(r.size(1) for r in rows)
         pads = torch.tensor([length - r.size(1) for r in rows], device=device)
         padded = [torch.nn.functional.pad(r, (0, 0, length - r.size(1), 0)) for r in rows]
-        return embeds[:1, :prefix_length], torch.cat(padded), pads
+        return prefixes, torch.cat(padded), pads
 
-    def _share_prefix(self, prefix: torch.Tensor, cache: StaticCache, rows: int) -> None:
-        """Copy the shared prefix's keys and values into every row's first cache slots."""
-        slots = torch.arange(prefix.size(1), device=prefix.device)
-        for index, (keys, values) in enumerate(self._prefix_states(prefix)):
-            cache.update(keys.expand(rows, -1, -1, -1), values.expand(rows, -1, -1, -1), index,
-                         {"cache_position": slots})
+    def _share_prefixes(self, prefixes: list[torch.Tensor], cache: StaticCache, copies: int) -> None:
+        """Copy each prompt's prefix keys and values into the first cache slots of its `copies` rows, zeros after
+        a prefix shorter than the longest."""
+        states = [self._prefix_states(prefix) for prefix in prefixes]
+        width = max(prefix.size(1) for prefix in prefixes)
+        slots = torch.arange(width, device=prefixes[0].device)
+
+        def stacked(layer: int, which: int) -> torch.Tensor:
+            per_prompt = [torch.nn.functional.pad(s[layer][which], (0, 0, 0, width - s[layer][which].size(2)))
+                          for s in states]
+            return torch.cat(per_prompt).repeat_interleave(copies, dim=0)
+
+        for layer in range(len(states[0])):
+            cache.update(stacked(layer, 0), stacked(layer, 1), layer, {"cache_position": slots})
 
     def _prefix_states(self, prefix: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The backbone's keys and values per layer for `prefix`, remembered for the last few prefixes used (one
@@ -183,8 +198,8 @@ class SpeechTokenLoop:
                 return states
         length = prefix.size(1)
         alone = _FilledSlotsCache(config=self.t3.cfg, max_cache_len=length)
-        unpadded = torch.zeros(1, dtype=torch.long, device=prefix.device)
-        self._backbone(prefix, alone, _Batch(unpadded, prefix=0, own_length=length, cache_length=length).prefill())
+        none = torch.zeros(1, dtype=torch.long, device=prefix.device)
+        self._backbone(prefix, alone, _Batch(none, none, own_length=length, cache_length=length).prefill())
         states = [(layer.keys, layer.values) for layer in alone.layers]
         self._prefixes = [(prefix, states)] + self._prefixes[: REMEMBERED_PREFIXES - 1]
         return states
@@ -237,19 +252,21 @@ class _Where:
 
 
 class _Batch:
-    """Slots, positions and masks for rows that share their first `prefix` slots, then hold their own prompt
-    tokens, padded on the left by `pads` slots, up to slot `prompt_length`."""
+    """Slots, positions and masks for rows that hold their prefix (`prefixes` slots) in the first slots, padded to
+    the longest, then their own prompt tokens, padded on the left by `pads` slots, up to slot `prompt_length`."""
 
-    def __init__(self, pads: torch.Tensor, prefix: int, own_length: int, cache_length: int):
-        self.prefix = prefix
-        self.prompt_length = prefix + own_length
+    def __init__(self, prefixes: torch.Tensor, pads: torch.Tensor, own_length: int, cache_length: int):
+        self.prefix = int(prefixes.max())
+        self.prompt_length = self.prefix + own_length
         self.keys = torch.arange(cache_length, device=pads.device)
-        shared = self.keys[None, :] < prefix
-        self.real = shared | (self.keys[None, :] >= prefix + pads[:, None])  # (rows, cache): slots with a token
-        self.positions = torch.where(shared, self.keys, (self.keys - pads[:, None]).clamp(min=0))
+        in_prefix = self.keys[None, :] < self.prefix
+        own = self.keys[None, :] >= self.prefix + pads[:, None]
+        self.real = (self.keys[None, :] < prefixes[:, None]) | own  # (rows, cache): slots with a token
+        shift = (self.prefix - prefixes + pads)[:, None]  # how far a row's own tokens sit after their positions
+        self.positions = torch.where(in_prefix, self.keys, (self.keys - shift).clamp(min=0))
 
     def prefill(self) -> _Where:
-        """The call that feeds the rows' own prompt tokens, after the shared prefix is in the cache."""
+        """The call that feeds the rows' own prompt tokens, after their prefixes are in the cache."""
         slots, keys = self.keys[self.prefix : self.prompt_length], self.keys[: self.prompt_length]
         causal = keys[None, :] <= slots[:, None]  # (own prompt, filled slots)
         itself = keys[None, :] == slots[:, None]  # a padding slot attends to itself, so it is never empty

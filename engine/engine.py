@@ -1,4 +1,10 @@
-"""The engine: one bounded queue, one worker thread, one model. Every synthesis goes through here."""
+"""The engine: one bounded queue, one worker thread, one model. Every synthesis goes through here.
+
+The worker serves requests in rounds: each round samples the next group of chunks of every running request in one
+T3 batch (as many as the acceleration allows), then vocodes each request's group and hands its audio over, the
+requests that have heard nothing yet first. Queued requests join between rounds, up to the request batch; one for
+another model waits until the running ones are done.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import torch
 from . import audio
 from .config import EngineConfig
 from .errors import Busy, Cancelled, EngineError, SynthesisFailed
-from .pipeline import Synthesizer
+from .pipeline import Synthesis, Synthesizer
 from .request import MAX_SEED, SynthesisRequest
 from .voices import VoiceLibrary
 
@@ -34,6 +40,8 @@ class Job:
     id: int
     stage: str = "queued"
     ignored_parameters: list[str] = field(default_factory=list)
+    synthesis: Synthesis | None = field(default=None, repr=False)
+    started: float = 0.0
     _events: queue.Queue = field(default_factory=queue.Queue, repr=False)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -71,7 +79,8 @@ class Job:
 
 
 class Engine:
-    """Accepts synthesis requests from any thread and serves them one at a time on the model."""
+    """Accepts synthesis requests from any thread and serves them on the model, one worker thread making all its
+    calls."""
 
     def __init__(self, config: EngineConfig, library: VoiceLibrary | None = None):
         self.config = config
@@ -80,10 +89,17 @@ class Engine:
         self.status_message = "The model loads on first use."
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=config.queue_size)
         self._ids = itertools.count(1)
-        self._running: Job | None = None
+        self._running: list[Job] = []
+        self._waiting: Job | None = None  # taken from the queue, for another model than the running requests'
+        self._closing = False
         self.cancelled_jobs = 0
         self._worker = threading.Thread(target=self._serve, name="chatterbox-engine", daemon=True)
         self._worker.start()
+
+    @property
+    def request_batch(self) -> int:
+        """How many requests the worker serves at once."""
+        return self.synthesizer.acceleration.request_batch
 
     def submit(self, request: SynthesisRequest) -> Job:
         """Queue `request`; raises Busy when the queue is full."""
@@ -109,14 +125,14 @@ class Engine:
             "device": self.synthesizer.device,
             "precision": (model.acceleration if model else self.synthesizer.acceleration).describe(),
             "queue_depth": self._queue.qsize(),
-            "busy": self._running is not None,
+            "busy": bool(self._running),
             "message": self.status_message,
             "cached_voices": len(self.synthesizer.cache),
             "cancelled_jobs": self.cancelled_jobs,
         }
 
     def close(self) -> None:
-        """Stop the worker after the request it is running; queued requests are cancelled."""
+        """Stop the worker after the requests it is running; queued requests are cancelled."""
         while True:
             try:
                 job = self._queue.get_nowait()
@@ -142,37 +158,109 @@ class Engine:
                 self._set_status(f"Model unloaded after {idle:g} s idle; it loads again on the next request.")
 
     def _serve(self) -> None:
-        while (job := self._next_job()) is not None:
-            self._running = job
-            try:
-                self._run(job)
-            finally:
-                self._running = None
+        while self._admit():
+            self._round()
+            self._running = [job for job in self._running if job.stage == "running"]
 
-    def _run(self, job: Job) -> None:
+    def _admit(self) -> bool:
+        """Start queued jobs that can join the running ones, waiting for one when none runs; False once closing
+        with nothing left to run."""
+        while len(self._running) < self.request_batch:
+            if self._waiting is not None:
+                if self._running:
+                    break
+                job, self._waiting = self._waiting, None
+            elif self._closing:
+                break
+            elif self._running:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                job = self._next_job()
+            if job is None:
+                self._closing = True
+            elif self._running and not self.synthesizer.same_model(job.request, self._running[0].synthesis):
+                self._waiting = job
+            else:
+                self._start(job)
+        return bool(self._running) or not self._closing or self._waiting is not None
+
+    def _start(self, job: Job) -> None:
         if job.cancelled:
             self.cancelled_jobs += 1
             job._events.put(Cancelled("The request was cancelled before it started."))
             return
-        job.stage = "running"
-        started = time.perf_counter()
+        job.stage, job.started = "running", time.perf_counter()
         try:
-            for chunk in self.synthesizer.run(job.request, lambda: job.cancelled):
+            job.synthesis = self.synthesizer.prepare(job.request)
+        except Exception as error:
+            self._fail(job, error)
+            return
+        self._running.insert(0, job)
+
+    def _round(self) -> None:
+        """Sample the next chunks of as many running jobs as one batch holds, those that waited longest first,
+        per sampling setting; then vocode each job's chunks, those that have no audio yet first."""
+        for job in [job for job in self._running if job.cancelled]:
+            self.cancelled_jobs += 1
+            self._finish(job, Cancelled("The request was cancelled."))
+        chosen, room = [], self.synthesizer.acceleration.batch_prompts
+        for job in [job for job in self._running if job.stage == "running"]:
+            size = len(job.synthesis.next_prompts())
+            if not chosen or size <= room:
+                chosen.append(job)
+                room -= size
+        self._running = [job for job in self._running if job not in chosen and job.stage == "running"] + chosen
+        by_sampling: dict = {}
+        for job in chosen:
+            by_sampling.setdefault(job.synthesis.sampling, []).append(job)
+        sampled = []
+        for jobs in by_sampling.values():
+            try:
+                tokens = self.synthesizer.sample([job.synthesis for job in jobs],
+                                                 lambda: all(job.cancelled for job in jobs))
+            except Exception as error:
+                for job in jobs:
+                    self._fail(job, error)
+                continue
+            sampled += zip(jobs, tokens)
+        for job, tokens in sorted(sampled, key=lambda pair: pair[0].synthesis.done):
+            self._vocode(job, tokens)
+
+    def _vocode(self, job: Job, tokens: list) -> None:
+        if job.cancelled:
+            self.cancelled_jobs += 1
+            self._finish(job, Cancelled("The request was cancelled."))
+            return
+        try:
+            for chunk in self.synthesizer.vocode(job.synthesis, tokens):
                 job._events.put(chunk)
-            if job.cancelled:
-                self.cancelled_jobs += 1
-            job._events.put(Cancelled("The request was cancelled.") if job.cancelled else _DONE)
-        except EngineError as error:
-            job._events.put(error)
-        except torch.cuda.OutOfMemoryError:
+        except Exception as error:
+            self._fail(job, error)
+            return
+        if job.synthesis.finished:
+            self._finish(job, _DONE)
+
+    def _fail(self, job: Job, error: Exception) -> None:
+        """End `job` with an error its client can act on."""
+        if isinstance(error, EngineError):
+            self._finish(job, error)
+        elif isinstance(error, torch.cuda.OutOfMemoryError):
             self.synthesizer.cache.clear()
             gc.collect()
             torch.cuda.empty_cache()
             log.error("Job %d ran out of GPU memory; cached voices were freed.", job.id)
-            job._events.put(SynthesisFailed("The GPU ran out of memory; try shorter text or close other GPU programs."))
-        except Exception as error:
-            log.exception("Synthesis failed")
-            job._events.put(SynthesisFailed(f"Synthesis failed unexpectedly ({error.__class__.__name__}: {error})."))
-        finally:
-            job.stage = "done"
-            log.info("job %d finished in %.1f s", job.id, time.perf_counter() - started)
+            self._finish(job, SynthesisFailed("The GPU ran out of memory; try shorter text or close other GPU programs."))
+        else:
+            log.exception("Synthesis failed", exc_info=error)
+            self._finish(job, SynthesisFailed(
+                f"Synthesis failed unexpectedly ({error.__class__.__name__}: {error})."))
+
+    def _finish(self, job: Job, event) -> None:
+        job.stage = "done"
+        job.synthesis = None
+        job._events.put(event)
+        if job.started:
+            log.info("job %d finished in %.1f s", job.id, time.perf_counter() - job.started)

@@ -220,7 +220,7 @@ class LoadedModel:
         batch (upstream's path one after another), then S3Gen vocodes them as one sequence."""
         return self.acceleration.chunk_batch
 
-    def speech_tokens(self, prompts: list[SpeechPrompt], t3_cond, sampling: Sampling,
+    def speech_tokens(self, prompts: list[SpeechPrompt], sampling: Sampling,
                       cancelled: Callable[[], bool] = lambda: False) -> list[torch.Tensor]:
         """T3: each prompt's text to speech tokens, sampled as upstream samples them; control tokens dropped.
         Upstream's path takes the prompts one after another, each drawing from the global generator seeded with its
@@ -235,15 +235,15 @@ class LoadedModel:
                     if cancelled():
                         break
                     torch.manual_seed(prompt.seed)
-                    rows.append(self._upstream_speech_tokens(prompt, t3_cond, sampling))
+                    rows.append(self._upstream_speech_tokens(prompt, sampling))
             else:
-                rows = [drop_invalid_tokens(row[0]) for row in self.token_loop(prompts, t3_cond, sampling, cancelled)]
+                rows = [drop_invalid_tokens(row[0]) for row in self.token_loop(prompts, sampling, cancelled)]
             return [tokens[tokens < SPEECH_VOCAB].to(self.device) for tokens in rows]
 
-    def _upstream_speech_tokens(self, prompt: SpeechPrompt, t3_cond, sampling: Sampling) -> torch.Tensor:
+    def _upstream_speech_tokens(self, prompt: SpeechPrompt, sampling: Sampling) -> torch.Tensor:
         from chatterbox.models.s3tokenizer import drop_invalid_tokens
 
-        t3, text = self.upstream.t3, prompt.text_tokens
+        t3, text, t3_cond = self.upstream.t3, prompt.text_tokens, prompt.conditioning
         if self.spec.name == "chatterbox-turbo":
             return t3.inference_turbo(t3_cond=t3_cond, text_tokens=text, temperature=sampling.temperature,
                                       top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,

@@ -1,9 +1,11 @@
-"""The synthesis pipeline: text chunks through T3 and S3Gen, one request at a time, on one model."""
+"""The synthesis pipeline: text chunks through T3 and S3Gen on one model, the next chunks of several requests
+sampled together."""
 
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -31,7 +33,7 @@ class Synthesizer:
         self.model: LoadedModel | None = None
         self.cache = ConditionalsCache(config.voice_cache_size)
         self.device = resolve_device(config.device)
-        self.acceleration = plan(config.precision, self.device, config.flow_steps)
+        self.acceleration = plan(config.precision, self.device, config.flow_steps, config.batch_requests)
 
     def model_for(self, name: str | None) -> LoadedModel:
         """The loaded variant `name`, loading it (and freeing any other) on first use."""
@@ -50,6 +52,10 @@ class Synthesizer:
         self.status(f"{spec.name} ready on {self.device}.")
         return self.model
 
+    def same_model(self, request: SynthesisRequest, synthesis: "Synthesis") -> bool:
+        """Whether `request` runs on the model `synthesis` runs on."""
+        return VARIANTS[request.model or self.config.model] == synthesis.model.spec
+
     def unload(self) -> None:
         if self.model is not None:
             self.model.release()
@@ -67,8 +73,8 @@ class Synthesizer:
             )
         return ignored
 
-    def run(self, request: SynthesisRequest, cancelled: Callable[[], bool]) -> Iterator[audio.AudioChunk]:
-        """Audio chunks for `request`, in order; stops early when `cancelled()` turns true."""
+    def prepare(self, request: SynthesisRequest) -> "Synthesis":
+        """The request's chunks and their T3 prompts, with the model loaded and the voice's conditionals at hand."""
         chunk_text = text_prep.phrases if request.separate_phrases else text_prep.split
         chunks = chunk_text(request.text, self.config.chunk_chars)
         model = self.model_for(request.model)
@@ -79,18 +85,31 @@ class Synthesizer:
                             request.cfg_weight)
         cap = request.max_tokens_per_chunk or self.config.max_chunk_tokens
         prompts = [SpeechPrompt(model.text_tokens(chunk.text, request.language), token_budget(chunk.text, cap),
-                                ((request.seed or 0) + index) % (MAX_SEED + 1)) for index, chunk in enumerate(chunks)]
-        for batch in batches(len(chunks), model.chunks_per_batch):
-            if cancelled():
-                return
-            tokens = model.speech_tokens([prompts[i] for i in batch], t3_cond, sampling, cancelled)
-            if cancelled():
-                return
-            for index, wav in zip(batch, model.vocode(tokens, conds, prompts[batch[0]].seed)):
-                wav = audio.time_stretch(wav, model.sample_rate, request.speed)
-                samples = np.concatenate([audio.fade_edges(wav, model.sample_rate),
-                                          audio.silence(chunks[index].pause_after / request.speed, model.sample_rate)])
-                yield audio.AudioChunk(model.sample_rate, samples, index, len(chunks), chunks[index].text)
+                                ((request.seed or 0) + index) % (MAX_SEED + 1), t3_cond)
+                   for index, chunk in enumerate(chunks)]
+        return Synthesis(request, model, conds, sampling, chunks, prompts, batches(len(chunks), model.chunks_per_batch))
+
+    def sample(self, syntheses: Sequence["Synthesis"], cancelled: Callable[[], bool]) -> list[list]:
+        """T3 for the next group of chunks of each synthesis, all in one batch: their speech tokens, per synthesis.
+        They share the loaded model and their sampling settings."""
+        prompts = [prompt for synthesis in syntheses for prompt in synthesis.next_prompts()]
+        tokens = syntheses[0].model.speech_tokens(prompts, syntheses[0].sampling, cancelled)
+        ends = np.cumsum([len(synthesis.next_prompts()) for synthesis in syntheses])
+        return [tokens[end - len(synthesis.next_prompts()) : end] for synthesis, end in zip(syntheses, ends)]
+
+    def vocode(self, synthesis: "Synthesis", tokens: list) -> list[audio.AudioChunk]:
+        """S3Gen: the audio of the synthesis' next group of chunks from their speech tokens; the group is then done."""
+        model, request = synthesis.model, synthesis.request
+        group = synthesis.groups[synthesis.done]
+        pieces = []
+        for index, wav in zip(group, model.vocode(tokens, synthesis.conditionals, synthesis.prompts[group[0]].seed)):
+            wav = audio.time_stretch(wav, model.sample_rate, request.speed)
+            chunk = synthesis.chunks[index]
+            samples = np.concatenate([audio.fade_edges(wav, model.sample_rate),
+                                      audio.silence(chunk.pause_after / request.speed, model.sample_rate)])
+            pieces.append(audio.AudioChunk(model.sample_rate, samples, index, len(synthesis.chunks), chunk.text))
+        synthesis.done += 1
+        return pieces
 
     def conditionals(self, model: LoadedModel, request: SynthesisRequest):
         """The speaker conditionals for the request's voice, from the cache when seen before."""
@@ -107,6 +126,28 @@ class Synthesizer:
 
     def minimum_reference_seconds(self, model: LoadedModel) -> float:
         return 5.0 if model.spec.name == "chatterbox-turbo" else self.config.min_reference_seconds
+
+
+@dataclass
+class Synthesis:
+    """One request on its way through the model: its chunks, their T3 prompts, and the groups of chunks that go
+    through the model together, `done` of them made so far."""
+
+    request: SynthesisRequest
+    model: LoadedModel
+    conditionals: Any
+    sampling: Sampling
+    chunks: list[text_prep.TextChunk]
+    prompts: list[SpeechPrompt]
+    groups: list[range]
+    done: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.done == len(self.groups)
+
+    def next_prompts(self) -> list[SpeechPrompt]:
+        return [self.prompts[i] for i in self.groups[self.done]]
 
 
 def batches(count: int, size: int) -> list[range]:

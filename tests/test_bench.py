@@ -17,7 +17,7 @@ SECONDS_PER_TOKEN = 0.04  # S3Gen makes two 20 ms mel frames per speech token
 def studio_side(tiny_checkpoint) -> dict:
     command = [sys.executable, "-m", "bench", "--side", "studio", "--checkpoint", str(tiny_checkpoint),
                "--device", "cpu", "--tokens", str(TOKENS), "--runs", "1", "--chunks", str(CHUNKS),
-               "--concurrency", "2", "--precision", "fast"]
+               "--concurrency", "2", "--precision", "fast", "--batch-requests", "2"]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

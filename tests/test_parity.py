@@ -14,6 +14,7 @@ from engine import SynthesisRequest
 from engine.acceleration import Acceleration, Bfloat16Estimator, apply as apply_acceleration
 from engine.decoding import Sampling, SpeechPrompt, SpeechTokenLoop
 from engine.models import JOINT_VOCODE_TOKENS, SAMPLES_PER_TOKEN, joint_runs
+from tools.random_checkpoint import synthetic_voice
 
 TEXT = "Parity holds when the engine and upstream agree."
 SEED = 1234
@@ -93,7 +94,7 @@ def upstream_and_loop_tokens(model, loop, cfg_weight: float):
         theirs = model.upstream.t3.inference(t3_cond=cond, text_tokens=torch.cat([text, text]), cfg_weight=cfg_weight,
                                              max_new_tokens=TOKEN_LIMIT, temperature=0.8, top_p=1.0, min_p=0.05,
                                              repetition_penalty=1.2)
-        (ours,) = loop([SpeechPrompt(text, TOKEN_LIMIT, SEED)], cond, replace(SAMPLING, cfg_weight=cfg_weight))
+        (ours,) = loop([SpeechPrompt(text, TOKEN_LIMIT, SEED, cond)], replace(SAMPLING, cfg_weight=cfg_weight))
     return theirs, ours
 
 
@@ -108,9 +109,9 @@ def test_own_token_loop_stops_at_once_when_cancelled(exact_engine):
     model = exact_engine.synthesizer.model_for(None)
     asked = []
     with torch.inference_mode():
-        (tokens,) = SpeechTokenLoop(model.upstream.t3)([SpeechPrompt(model.text_tokens(TEXT, None), TOKEN_LIMIT, SEED)],
-                                                      model.t3_conditioning(model.builtin_conditionals, 0.5),
-                                                      SAMPLING, lambda: asked.append(1) or len(asked) > 3)
+        prompt = SpeechPrompt(model.text_tokens(TEXT, None), TOKEN_LIMIT, SEED,
+                              model.t3_conditioning(model.builtin_conditionals, 0.5))
+        (tokens,) = SpeechTokenLoop(model.upstream.t3)([prompt], SAMPLING, lambda: asked.append(1) or len(asked) > 3)
     assert tokens.shape == (1, 3)
 
 
@@ -119,7 +120,7 @@ def test_own_token_loop_runs_a_voices_conditioning_once_per_exaggeration(exact_e
     its keys and values and samples the same tokens. Another exaggeration is another conditioning."""
     model = exact_engine.synthesizer.model_for(None)
     loop = SpeechTokenLoop(model.upstream.t3)
-    prompts = [SpeechPrompt(model.text_tokens(TEXT, None), TOKEN_LIMIT, SEED)]
+    text = model.text_tokens(TEXT, None)
 
     def decode(exaggeration: float):
         first_slots = []
@@ -127,7 +128,8 @@ def test_own_token_loop_runs_a_voices_conditioning_once_per_exaggeration(exact_e
             lambda _, args, kwargs: first_slots.append(int(kwargs["cache_position"][0])), with_kwargs=True)
         try:
             with torch.inference_mode():
-                (tokens,) = loop(prompts, model.t3_conditioning(model.builtin_conditionals, exaggeration), SAMPLING)
+                cond = model.t3_conditioning(model.builtin_conditionals, exaggeration)
+                (tokens,) = loop([SpeechPrompt(text, TOKEN_LIMIT, SEED, cond)], SAMPLING)
         finally:
             hook.remove()
         return tokens, first_slots.count(0)
@@ -157,21 +159,26 @@ class RecordingHead:
 
 @pytest.mark.parametrize("which", ["exact_engine", "turbo"])
 def test_chunks_decoded_together_sample_what_each_samples_alone(which, request):
-    """Padding and masks hide the chunks from each other. In float64, where rounding cannot tip a draw, each
-    chunk's logits and tokens are what it gets alone, also when one chunk stops early or has a smaller budget.
-    The English model guides (two rows a chunk); Turbo does not."""
+    """Padding and masks hide the chunks from each other, also chunks of other voices, whose conditioning may be
+    shorter (Turbo's speech prompt is as long as the voice's clip, up to 15 s). In float64, where rounding cannot
+    tip a draw, each chunk's logits and tokens are what it gets alone, also when one chunk stops early or has a
+    smaller budget. The English model guides (two rows a chunk); Turbo does not."""
     model = request.getfixturevalue(which).synthesizer.model_for(None)
     t3 = copy.deepcopy(model.upstream.t3).double()
     rows = 1 if t3.is_gpt else 2
-    cond = copy.copy(model.t3_conditioning(model.builtin_conditionals, 0.5)).to(dtype=torch.float64)
+    builtin, other = (copy.copy(model.t3_conditioning(conds, 0.5)).to(dtype=torch.float64)
+                      for conds in (model.builtin_conditionals, model.conditionals(synthetic_voice(8.0, seed=3))))
+    if t3.is_gpt:
+        assert other.cond_prompt_speech_tokens.size(1) != builtin.cond_prompt_speech_tokens.size(1)
     texts = ["Short one.", "A somewhat longer sentence sits in the middle of this batch.", TEXT]
-    prompts = [SpeechPrompt(model.text_tokens(text, None), limit, SEED + i)
-               for i, (text, limit) in enumerate(zip(texts, (TOKEN_LIMIT, 12, TOKEN_LIMIT)))]
+    prompts = [SpeechPrompt(model.text_tokens(text, None), limit, SEED + i, cond)
+               for i, (text, limit, cond) in enumerate(zip(texts, (TOKEN_LIMIT, 12, TOKEN_LIMIT),
+                                                            (builtin, other, builtin)))]
 
     def decode(chosen, first_stops: bool):
         head = RecordingHead(t3.speech_head, t3.hp.stop_speech_token, rows, 6 if first_stops else None)
         with torch.inference_mode():
-            return SpeechTokenLoop(t3, head)(chosen, cond, SAMPLING), head.logits
+            return SpeechTokenLoop(t3, head)(chosen, SAMPLING), head.logits
 
     together, batched_logits = decode(prompts, first_stops=True)
     assert [tokens.shape[1] for tokens in together] == [7, 12, TOKEN_LIMIT]
@@ -192,10 +199,10 @@ def test_bfloat16_backbone_samples_whole_chunks_deterministically(which, request
     assert {p.dtype for p in upstream.t3.tfmr.parameters()} == {torch.bfloat16}
     assert upstream.t3.speech_head.weight.dtype == torch.float32
     cond = model.t3_conditioning(model.builtin_conditionals, 0.5)
-    prompts = [SpeechPrompt(model.text_tokens(text, None), TOKEN_LIMIT, SEED + i)
+    prompts = [SpeechPrompt(model.text_tokens(text, None), TOKEN_LIMIT, SEED + i, cond)
                for i, text in enumerate([TEXT, "Short one."])]
     with torch.inference_mode():
-        first, second = (loop(prompts, cond, SAMPLING) for _ in range(2))
+        first, second = (loop(prompts, SAMPLING) for _ in range(2))
     for tokens, again in zip(first, second):
         assert tokens.shape == (1, TOKEN_LIMIT)
         assert torch.equal(tokens, again)

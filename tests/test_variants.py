@@ -106,9 +106,9 @@ def test_each_variant_samples_with_upstreams_defaults_unless_told_otherwise(vari
     model = engine.synthesizer.model_for(None)
     original, used = model.speech_tokens, []
 
-    def recorded(prompts, t3_cond, sampling, *args):
+    def recorded(prompts, sampling, *args):
         used.append(getattr(sampling, parameter))
-        return original(prompts, t3_cond, sampling, *args)
+        return original(prompts, sampling, *args)
 
     monkeypatch.setattr(model, "speech_tokens", recorded)
     for explicit in ({}, {parameter: chosen}):
@@ -184,7 +184,7 @@ def test_turbo_in_the_studios_token_loop_samples_the_tokens_upstream_samples(tur
         theirs = model.upstream.t3.inference_turbo(t3_cond=cond, text_tokens=text, temperature=sampling.temperature,
                                                    top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,
                                                    max_gen_len=TOKEN_LIMIT - 1)
-        (ours,) = SpeechTokenLoop(model.upstream.t3)([SpeechPrompt(text, TOKEN_LIMIT, SEED)], cond, sampling)
+        (ours,) = SpeechTokenLoop(model.upstream.t3)([SpeechPrompt(text, TOKEN_LIMIT, SEED, cond)], sampling)
     assert ours.shape == (1, TOKEN_LIMIT)
     assert torch.equal(ours, theirs)
 
@@ -225,12 +225,12 @@ def test_multilingual_chunks_decoded_together_sample_what_upstream_samples_for_e
     cond = copy.copy(model.t3_conditioning(model.builtin_conditionals, 0.5)).to(dtype=torch.float64)
     sampling = Sampling(0.8, 1.0, 0.05, 2.0, 0.5)
     texts = ["Ça a été très bien, merci.", "Guten Tag, wie geht es dir heute?", "Oui", "A"]
-    prompts = [SpeechPrompt(model.text_tokens(text, "fr"), limit, SEED + i)
+    prompts = [SpeechPrompt(model.text_tokens(text, "fr"), limit, SEED + i, cond)
                for i, (text, limit) in enumerate(zip(texts, (30, 30, 10, 30)))]
     assert prompts[-1].text_tokens.numel() == 5
     head = t3.speech_head
     with torch.inference_mode():
-        together = SpeechTokenLoop(t3, SteeredHead(head, steering))(prompts, cond, sampling)
+        together = SpeechTokenLoop(t3, SteeredHead(head, steering))(prompts, sampling)
         assert [tokens.shape[1] for tokens in together] == [17, 17, 10, 3]
         assert together[-1][0, -1] == stop
         for prompt, tokens in zip(prompts[:-1], together):
