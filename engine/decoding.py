@@ -3,7 +3,7 @@
 It samples as upstream's `T3.inference` (English) and `T3.inference_turbo` (Turbo) sample: same conditioning, same
 logits processors in the same order, same random draws. It keeps keys and values in a preallocated cache instead of
 growing them every token, asks the backbone for nothing it does not use, skips the unconditional row when
-classifier-free guidance is off (Turbo never guides), and stops as soon as the request is cancelled.
+classifier-free guidance is off (Turbo never guides), and stops a chunk as soon as its request is cancelled.
 
 It also decodes several chunks at once, of one text or of several requests. Every row's prompt starts with its
 voice's conditioning (speaker embedding and speech prompt), so the backbone runs over each voice's prefix once,
@@ -44,15 +44,20 @@ class Sampling:
     cfg_weight: float
 
 
+def never() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class SpeechPrompt:
-    """One chunk's T3 input: its text tokens (1, n) with start and stop, its token budget, its seed and its voice's
-    conditioning (upstream's `T3Cond`)."""
+    """One chunk's T3 input: its text tokens (1, n) with start and stop, its token budget, its seed, its voice's
+    conditioning (upstream's `T3Cond`), and whether its request has been cancelled."""
 
     text_tokens: torch.Tensor
     max_new_tokens: int
     seed: int
     conditioning: Any
+    cancelled: Callable[[], bool] = never
 
 
 class SpeechTokenLoop:
@@ -66,21 +71,19 @@ class SpeechTokenLoop:
         self.watches_alignment = t3.hp.is_multilingual
         self._prefixes: list[tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]] = []
 
-    def __call__(self, prompts: Sequence[SpeechPrompt], sampling: Sampling,
-                 cancelled: Callable[[], bool] = lambda: False) -> list[torch.Tensor]:
-        """Speech tokens for each prompt, shape (1, n), its stop token included; fewer when `cancelled()` turns
-        true."""
+    def __call__(self, prompts: Sequence[SpeechPrompt], sampling: Sampling) -> list[torch.Tensor]:
+        """Speech tokens for each prompt, shape (1, n), its stop token included; fewer from the step its
+        `cancelled()` turns true."""
         if not self.watches_alignment:
-            return self._decode(prompts, sampling, cancelled)
+            return self._decode(prompts, sampling)
         config = self.t3.tfmr.config
         used, config._attn_implementation = config._attn_implementation, WATCHING_ATTENTION
         try:
-            return self._decode(prompts, sampling, cancelled)
+            return self._decode(prompts, sampling)
         finally:
             config._attn_implementation = used
 
-    def _decode(self, prompts: Sequence[SpeechPrompt], sampling: Sampling,
-                cancelled: Callable[[], bool]) -> list[torch.Tensor]:
+    def _decode(self, prompts: Sequence[SpeechPrompt], sampling: Sampling) -> list[torch.Tensor]:
         t3, hp = self.t3, self.t3.hp
         cfg_weight = 0.0 if self.turbo else sampling.cfg_weight
         rows_per_chunk = 2 if cfg_weight > 0 else 1
@@ -103,8 +106,10 @@ class SpeechTokenLoop:
             (width + pads).tolist(), [p.text_tokens.size(1) for p in prompts], budget, hp.stop_speech_token)
         logits = self._step(inputs, cache, batch.prefill(), heads)
         for step in range(budget):
-            if cancelled():
-                break
+            if any(cancelled := [prompt.cancelled() for prompt in prompts]):
+                active &= ~torch.tensor(cancelled, device=active.device)
+                if not bool(active.any()):
+                    break
             scores = logits[::rows_per_chunk]
             if rows_per_chunk == 2:
                 scores = scores + cfg_weight * (scores - logits[1::2])

@@ -194,7 +194,7 @@ class Engine:
             return
         job.stage, job.started = "running", time.perf_counter()
         try:
-            job.synthesis = self.synthesizer.prepare(job.request)
+            job.synthesis = self.synthesizer.prepare(job.request, lambda: job.cancelled)
         except Exception as error:
             self._fail(job, error)
             return
@@ -219,8 +219,7 @@ class Engine:
         sampled = []
         for jobs in by_sampling.values():
             try:
-                tokens = self.synthesizer.sample([job.synthesis for job in jobs],
-                                                 lambda: all(job.cancelled for job in jobs))
+                tokens = self.synthesizer.sample([job.synthesis for job in jobs])
             except Exception as error:
                 for job in jobs:
                     self._fail(job, error)

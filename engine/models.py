@@ -11,9 +11,10 @@ import copy
 import json
 import logging
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 SPEECH_VOCAB = 6561  # token ids at or above this are control tokens, dropped before S3Gen
 SAMPLES_PER_TOKEN = 960  # S3Gen makes 2 mel frames per speech token and 480 samples (at 24 kHz) per frame
 JOINT_VOCODE_TOKENS = 1000  # the most speech tokens upstream's `generate` vocodes in one call
+SHORTEST_ANALYZED_TEXT = 6  # text tokens (start, language and stop included) upstream's alignment analyzer needs
 
 
 @dataclass(frozen=True)
@@ -220,25 +222,34 @@ class LoadedModel:
         batch (upstream's path one after another), then S3Gen vocodes them as one sequence."""
         return self.acceleration.chunk_batch
 
-    def speech_tokens(self, prompts: list[SpeechPrompt], sampling: Sampling,
-                      cancelled: Callable[[], bool] = lambda: False) -> list[torch.Tensor]:
+    def speech_tokens(self, prompts: list[SpeechPrompt], sampling: Sampling) -> list[torch.Tensor]:
         """T3: each prompt's text to speech tokens, sampled as upstream samples them; control tokens dropped.
         Upstream's path takes the prompts one after another, each drawing from the global generator seeded with its
-        seed as upstream's `generate` seeds it, and stops between prompts when `cancelled()` turns true; the
-        studio's token loop decodes them together and stops mid-chunk."""
+        seed as upstream's `generate` seeds it, and gives a prompt cancelled before its turn no tokens; the
+        studio's token loop decodes them together and stops a cancelled prompt mid-chunk."""
         from chatterbox.models.s3tokenizer import drop_invalid_tokens
 
         with torch.inference_mode():
             if self.token_loop is None:
                 rows = []
                 for prompt in prompts:
-                    if cancelled():
-                        break
+                    if prompt.cancelled():
+                        rows.append(torch.zeros(0, dtype=torch.long))
+                        continue
                     torch.manual_seed(prompt.seed)
                     rows.append(self._upstream_speech_tokens(prompt, sampling))
             else:
-                rows = [drop_invalid_tokens(row[0]) for row in self.token_loop(prompts, sampling, cancelled)]
+                rows = [drop_invalid_tokens(row[0]) for row in self.token_loop(prompts, sampling)]
             return [tokens[tokens < SPEECH_VOCAB].to(self.device) for tokens in rows]
+
+    def check_prompts(self, prompts: list[SpeechPrompt]) -> None:
+        """Refuse a text upstream's own T3 loop fails on: in the multilingual model its alignment analyzer raises an
+        IndexError on a text of five tokens or fewer (the studio's loop takes them)."""
+        if self.token_loop is None and self.spec.multilingual and any(
+                prompt.text_tokens.size(1) < SHORTEST_ANALYZED_TEXT for prompt in prompts):
+            raise InvalidRequest("This text is too short for the multilingual model in the exact precision, whose "
+                                 "upstream checks fail on a word or two; add a few words, or use --precision fast.",
+                                 "text")
 
     def _upstream_speech_tokens(self, prompt: SpeechPrompt, sampling: Sampling) -> torch.Tensor:
         from chatterbox.models.s3tokenizer import drop_invalid_tokens
@@ -248,10 +259,11 @@ class LoadedModel:
             return t3.inference_turbo(t3_cond=t3_cond, text_tokens=text, temperature=sampling.temperature,
                                       top_p=sampling.top_p, repetition_penalty=sampling.repetition_penalty,
                                       max_gen_len=prompt.max_new_tokens - 1)
-        tokens = t3.inference(t3_cond=t3_cond, text_tokens=torch.cat([text, text]),
-                              max_new_tokens=prompt.max_new_tokens, temperature=sampling.temperature,
-                              cfg_weight=sampling.cfg_weight, repetition_penalty=sampling.repetition_penalty,
-                              min_p=sampling.min_p, top_p=sampling.top_p)
+        with _hooks_removed_after(t3.tfmr):
+            tokens = t3.inference(t3_cond=t3_cond, text_tokens=torch.cat([text, text]),
+                                  max_new_tokens=prompt.max_new_tokens, temperature=sampling.temperature,
+                                  cfg_weight=sampling.cfg_weight, repetition_penalty=sampling.repetition_penalty,
+                                  min_p=sampling.min_p, top_p=sampling.top_p)
         return drop_invalid_tokens(tokens[0])
 
     def vocode(self, chunks: list[torch.Tensor], conds, seed: int) -> list[np.ndarray]:
@@ -306,6 +318,20 @@ class LoadedModel:
         gc.collect()
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
+
+
+@contextmanager
+def _hooks_removed_after(module: torch.nn.Module) -> Iterator[None]:
+    """Remove the forward hooks added to `module`'s submodules meanwhile: upstream's multilingual `T3.inference`
+    hooks three attention layers for its alignment analyzer on every call and never removes them, so each request
+    would leave three more hooks running on every later forward pass."""
+    before = {id(sub): set(sub._forward_hooks) for sub in module.modules()}
+    try:
+        yield
+    finally:
+        for sub in module.modules():
+            for key in set(sub._forward_hooks) - before.get(id(sub), set()):
+                del sub._forward_hooks[key]
 
 
 def load(spec: VariantSpec, directory: Path, device: str, acceleration: Acceleration = Acceleration()) -> LoadedModel:

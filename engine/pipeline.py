@@ -73,8 +73,9 @@ class Synthesizer:
             )
         return ignored
 
-    def prepare(self, request: SynthesisRequest) -> "Synthesis":
-        """The request's chunks and their T3 prompts, with the model loaded and the voice's conditionals at hand."""
+    def prepare(self, request: SynthesisRequest, cancelled: Callable[[], bool]) -> "Synthesis":
+        """The request's chunks and their T3 prompts, with the model loaded and the voice's conditionals at hand;
+        `cancelled()` tells whether the request has been cancelled."""
         chunk_text = text_prep.phrases if request.separate_phrases else text_prep.split
         chunks = chunk_text(request.text, self.config.chunk_chars)
         model = self.model_for(request.model)
@@ -85,15 +86,16 @@ class Synthesizer:
                             request.cfg_weight)
         cap = request.max_tokens_per_chunk or self.config.max_chunk_tokens
         prompts = [SpeechPrompt(model.text_tokens(chunk.text, request.language), token_budget(chunk.text, cap),
-                                ((request.seed or 0) + index) % (MAX_SEED + 1), t3_cond)
+                                ((request.seed or 0) + index) % (MAX_SEED + 1), t3_cond, cancelled)
                    for index, chunk in enumerate(chunks)]
+        model.check_prompts(prompts)
         return Synthesis(request, model, conds, sampling, chunks, prompts, batches(len(chunks), model.chunks_per_batch))
 
-    def sample(self, syntheses: Sequence["Synthesis"], cancelled: Callable[[], bool]) -> list[list]:
+    def sample(self, syntheses: Sequence["Synthesis"]) -> list[list]:
         """T3 for the next group of chunks of each synthesis, all in one batch: their speech tokens, per synthesis.
         They share the loaded model and their sampling settings."""
         prompts = [prompt for synthesis in syntheses for prompt in synthesis.next_prompts()]
-        tokens = syntheses[0].model.speech_tokens(prompts, syntheses[0].sampling, cancelled)
+        tokens = syntheses[0].model.speech_tokens(prompts, syntheses[0].sampling)
         ends = np.cumsum([len(synthesis.next_prompts()) for synthesis in syntheses])
         return [tokens[end - len(synthesis.next_prompts()) : end] for synthesis, end in zip(syntheses, ends)]
 

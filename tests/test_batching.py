@@ -26,11 +26,11 @@ def held(batching, monkeypatch):
     behind it; and the seeds of the requests in each T3 batch."""
     original, batches, release = batching.synthesizer.sample, [], threading.Event()
 
-    def sample(syntheses, cancelled):
+    def sample(syntheses):
         batches.append(sorted(synthesis.request.seed for synthesis in syntheses))
         if len(batches) == 1:
             release.wait(timeout=60)
-        return original(syntheses, cancelled)
+        return original(syntheses)
 
     monkeypatch.setattr(batching.synthesizer, "sample", sample)
     blocker = batching.submit(ask("Hold the worker.", 1))

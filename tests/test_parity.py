@@ -105,14 +105,19 @@ def test_own_token_loop_in_float32_samples_the_tokens_upstream_samples(exact_eng
     assert torch.equal(ours, theirs)
 
 
-def test_own_token_loop_stops_at_once_when_cancelled(exact_engine):
+def test_own_token_loop_stops_a_cancelled_chunk_at_once_and_its_batch_mates_go_on(exact_engine):
     model = exact_engine.synthesizer.model_for(None)
     asked = []
+    cond = model.t3_conditioning(model.builtin_conditionals, 0.5)
+    text = model.text_tokens(TEXT, None)
+    cancelled = SpeechPrompt(text, TOKEN_LIMIT, SEED, cond, lambda: asked.append(1) or len(asked) > 3)
     with torch.inference_mode():
-        prompt = SpeechPrompt(model.text_tokens(TEXT, None), TOKEN_LIMIT, SEED,
-                              model.t3_conditioning(model.builtin_conditionals, 0.5))
-        (tokens,) = SpeechTokenLoop(model.upstream.t3)([prompt], SAMPLING, lambda: asked.append(1) or len(asked) > 3)
-    assert tokens.shape == (1, 3)
+        (alone,) = SpeechTokenLoop(model.upstream.t3)([cancelled], SAMPLING)
+        asked.clear()
+        stopped, going_on = SpeechTokenLoop(model.upstream.t3)([cancelled, SpeechPrompt(text, TOKEN_LIMIT, SEED, cond)],
+                                                               SAMPLING)
+    assert alone.shape == stopped.shape == (1, 3)
+    assert going_on.shape == (1, TOKEN_LIMIT)
 
 
 def test_own_token_loop_runs_a_voices_conditioning_once_per_exaggeration(exact_engine):

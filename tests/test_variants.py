@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import engine_on_cpu
-from engine import InvalidAudio, SynthesisRequest, Voice, audio
+from engine import InvalidAudio, InvalidRequest, SynthesisRequest, Voice, audio
 from engine.acceleration import fuse_gpt2_gelu, plan, replace_gpt2_projections
 from engine.decoding import Sampling, SpeechPrompt, SpeechTokenLoop
 from engine.models import SPEECH_VOCAB, VARIANTS, accelerated, multilingual_tokenizer
@@ -265,3 +265,20 @@ def test_fast_multilingual_samples_chunks_together_in_the_studios_loop(fast_mult
     assert batches == [1, 2]
     assert np.array_equal(fast_multilingual.synthesize(request).samples, np.concatenate([c.samples for c in chunks]))
     assert model.upstream.t3.tfmr.config._attn_implementation == "sdpa"  # as loaded: the loop only borrows it
+
+
+def test_a_text_too_short_for_upstreams_multilingual_checks_is_refused_in_exact_and_spoken_in_fast(
+        multilingual, fast_multilingual):
+    request = SynthesisRequest("A", language="fr", seed=SEED, max_tokens_per_chunk=TOKEN_LIMIT)
+    with pytest.raises(InvalidRequest, match="too short .* --precision fast"):
+        multilingual.synthesize(request)
+    assert fast_multilingual.synthesize(request).duration > 0
+
+
+def test_upstreams_multilingual_loop_leaves_no_hooks_behind(multilingual):
+    """Upstream's `T3.inference` hooks three attention layers on every call and never removes them."""
+    backbone = multilingual.synthesizer.model_for(None).upstream.t3.tfmr
+    before = sum(len(module._forward_hooks) for module in backbone.modules())
+    for seed in (1, 2):
+        multilingual.synthesize(SynthesisRequest("Bonjour à tous.", language="fr", seed=seed, max_tokens_per_chunk=5))
+    assert sum(len(module._forward_hooks) for module in backbone.modules()) == before
