@@ -3,6 +3,7 @@ own `generate` makes them speak. Their random checkpoints are built from chatter
 T3 has 14 layers because upstream's alignment analyzer watches attention heads in layers 9, 12 and 13."""
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from conftest import engine_on_cpu
 from engine import InvalidAudio, InvalidRequest, SynthesisRequest, Voice, audio
-from engine.acceleration import fuse_gpt2_gelu, plan, replace_gpt2_projections
+from engine.acceleration import Acceleration, apply as apply_acceleration, fuse_gpt2_gelu, plan, replace_gpt2_projections
 from engine.decoding import Sampling, SpeechPrompt, SpeechTokenLoop
 from engine.models import SPEECH_VOCAB, VARIANTS, accelerated, multilingual_tokenizer
 from tools import random_checkpoint
@@ -282,3 +283,20 @@ def test_upstreams_multilingual_loop_leaves_no_hooks_behind(multilingual):
     for seed in (1, 2):
         multilingual.synthesize(SynthesisRequest("Bonjour à tous.", language="fr", seed=seed, max_tokens_per_chunk=5))
     assert sum(len(module._forward_hooks) for module in backbone.modules()) == before
+
+
+def test_multilingual_loop_with_a_bfloat16_backbone_watches_alignment_deterministically(multilingual):
+    """The fast precision's multilingual T3 on CUDA, run here on the CPU: the backbone and the alignment heads'
+    queries and keys in bfloat16, the heads' weights and sampling in float32."""
+    model = multilingual.synthesizer.model_for(None)
+    upstream = SimpleNamespace(t3=copy.deepcopy(model.upstream.t3), s3gen=None)
+    loop = apply_acceleration(upstream, Acceleration(token_loop=True, bf16_t3=True))
+    cond = model.t3_conditioning(model.builtin_conditionals, 0.5)
+    prompts = [SpeechPrompt(model.text_tokens(text, "fr"), TOKEN_LIMIT, SEED + i, cond)
+               for i, text in enumerate(["Ça a été très bien, merci.", "Oui"])]
+    sampling = Sampling(0.8, 1.0, 0.05, 2.0, 0.5)
+    with torch.inference_mode():
+        first, second = (loop(prompts, sampling) for _ in range(2))
+    for tokens, again in zip(first, second):
+        assert 0 < tokens.shape[1] <= TOKEN_LIMIT
+        assert torch.equal(tokens, again)
