@@ -72,6 +72,6 @@ def build_dataset_tab(engine: Engine, datasets_dir: Path, voice_choices) -> None
                    f"{summary['failures']} failed."), zipped
 
         event = start.click(generate, [phrases, library_voice, clip, name, rate, resume], [status, archive],
-                            api_visibility="private")
+                            concurrency_limit=1, api_visibility="private")  # one build at a time: folders are shared
         stop.click(None, cancels=[event], api_visibility="private")
         tab.select(library_only, None, library_voice, api_visibility="private")
