@@ -52,7 +52,8 @@ def build_health_router(engine: Engine) -> APIRouter:
 
     @router.get("/health")
     def health() -> dict:
-        """Whether the studio is up, which model is loaded, on which device, and how deep the queue is."""
+        """Whether the studio is up, which model is loaded, on which device, how deep the queue is and how many
+        requests are running."""
         return {"status": "ok", **engine.status()}
 
     return router

@@ -126,6 +126,7 @@ class Engine:
             "precision": (model.acceleration if model else self.synthesizer.acceleration).describe(),
             "queue_depth": self._queue.qsize(),
             "busy": bool(self._running),
+            "running": len(self._running),
             "message": self.status_message,
             "cached_voices": len(self.synthesizer.cache),
             "cancelled_jobs": self.cancelled_jobs,

@@ -49,6 +49,7 @@ def test_requests_waiting_together_share_a_batch_and_each_gets_its_own_chunks(ba
     batches, release = held
     waiting = [batching.submit(ask("First of two.\n\nSecond of two.", 2)),
                batching.submit(ask("Another voice.", 3, voice=Voice(clip=reference_clip)))]
+    assert batching.status()["running"] == 1 and batching.status()["queue_depth"] == 2
     release.set()
     two_chunks, one_chunk = ([chunk.text for chunk in job] for job in waiting)
     assert batches == [[1], [2, 3], [2]]
