@@ -167,12 +167,15 @@ class Engine:
         """Start queued jobs that can join the running ones, waiting for one when none runs; False once closing
         with nothing left to run."""
         while len(self._running) < self.request_batch:
+            if self._closing:
+                if self._waiting is not None:
+                    self._waiting._events.put(Cancelled("The studio is shutting down."))
+                    self._waiting = None
+                break
             if self._waiting is not None:
                 if self._running:
                     break
                 job, self._waiting = self._waiting, None
-            elif self._closing:
-                break
             elif self._running:
                 try:
                     job = self._queue.get_nowait()
@@ -186,7 +189,7 @@ class Engine:
                 self._waiting = job
             else:
                 self._start(job)
-        return bool(self._running) or not self._closing or self._waiting is not None
+        return bool(self._running) or not self._closing
 
     def _start(self, job: Job) -> None:
         if job.cancelled:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import engine_on_cpu
-from engine import Cancelled, InvalidAudio, SynthesisRequest, Voice, audio
+from engine import Cancelled, InvalidAudio, ModelUnavailable, SynthesisRequest, Voice, audio
 from engine.acceleration import CUDA_REQUEST_BATCH, plan
 
 LIMIT = 6
@@ -22,8 +22,8 @@ def batching(tiny_checkpoint, tmp_path_factory):
 
 @pytest.fixture
 def held(batching, monkeypatch):
-    """A request (seed 1) held in its T3 batch until `release` is set, so that requests submitted meanwhile queue
-    behind it; and the seeds of the requests in each T3 batch."""
+    """A request of two chunks (seed 1), its first held in its T3 batch until `release` is set, so that requests
+    submitted meanwhile queue behind it; and the seeds of the requests in each T3 batch."""
     original, batches, release = batching.synthesizer.sample, [], threading.Event()
 
     def sample(syntheses):
@@ -33,7 +33,7 @@ def held(batching, monkeypatch):
         return original(syntheses)
 
     monkeypatch.setattr(batching.synthesizer, "sample", sample)
-    blocker = batching.submit(ask("Hold the worker.", 1))
+    blocker = batching.submit(ask("Hold the worker.\n\nThen let go.", 1))
     while not batches:
         time.sleep(0.01)
     yield batches, release
@@ -45,14 +45,14 @@ def ask(text: str, seed: int, **fields) -> SynthesisRequest:
     return SynthesisRequest(text, seed=seed, max_tokens_per_chunk=LIMIT, **fields)
 
 
-def test_requests_waiting_together_share_a_batch_and_each_gets_its_own_chunks(batching, held, reference_clip):
+def test_requests_join_a_running_one_and_each_gets_its_own_chunks(batching, held, reference_clip):
     batches, release = held
     waiting = [batching.submit(ask("First of two.\n\nSecond of two.", 2)),
                batching.submit(ask("Another voice.", 3, voice=Voice(clip=reference_clip)))]
     assert batching.status()["running"] == 1 and batching.status()["queue_depth"] == 2
     release.set()
     two_chunks, one_chunk = ([chunk.text for chunk in job] for job in waiting)
-    assert batches == [[1], [2, 3], [2]]
+    assert batches == [[1], [1, 2, 3], [2]]
     assert two_chunks == ["First of two.", "Second of two."] and one_chunk == ["Another voice."]
 
 
@@ -71,7 +71,7 @@ def test_a_bad_voice_or_a_cancellation_leaves_the_batch_mates_running(batching, 
     with pytest.raises(Cancelled):
         list(chunks)
     assert [chunk.index for chunk in kept] == [0, 1]
-    assert batches[1] == [5, 6]
+    assert batches[1] == [1, 5, 6]
 
 
 def test_requests_are_batched_by_default_only_where_it_pays_and_never_in_the_exact_precision():
@@ -79,3 +79,16 @@ def test_requests_are_batched_by_default_only_where_it_pays_and_never_in_the_exa
     assert plan("fast", "cpu").request_batch == 1
     assert plan("fast", "cpu", request_batch=4).batch_prompts == 4
     assert plan("exact", "cuda", request_batch=8).request_batch == 1
+
+
+def test_a_request_for_another_model_waits_until_the_running_ones_are_done(batching, held):
+    """The request after it waits too, in order; this checkpoint has no Turbo weights, so the Turbo request fails
+    with a clear error and the English model stays loaded."""
+    batches, release = held
+    other_model = batching.submit(ask("Turbo, please.", 7, model="chatterbox-turbo"))
+    after_it = batching.submit(ask("English again.", 8))
+    release.set()
+    assert [chunk.text for chunk in after_it] == ["English again."]
+    with pytest.raises(ModelUnavailable):
+        other_model.result()
+    assert batches == [[1], [1], [8]]
