@@ -117,10 +117,10 @@ class AlignmentGuard:
         """`scores` (chunks, vocabulary) with the stop token kept away or forced where a chunk's alignment says so;
         `attention` holds the alignment heads' weights of each chunk's guided row."""
         scores = scores.clone()
-        for index, chunk in enumerate(self.chunks):
-            if not active[index]:
+        for index, (chunk, running, last_token) in enumerate(zip(self.chunks, active.tolist(), last_tokens.tolist())):
+            if not running:
                 continue
-            keep_away, force = chunk.judge(attention[index], int(last_tokens[index]))
+            keep_away, force = chunk.judge(attention[index], last_token)
             if keep_away:
                 scores[index, self.stop] = -FORCED_LOGIT
             if force:

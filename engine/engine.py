@@ -161,7 +161,6 @@ class Engine:
     def _serve(self) -> None:
         while self._admit():
             self._round()
-            self._running = [job for job in self._running if job.stage == "running"]
 
     def _admit(self) -> bool:
         """Start queued jobs that can join the running ones, waiting for one when none runs; False once closing
@@ -211,12 +210,12 @@ class Engine:
             self.cancelled_jobs += 1
             self._finish(job, Cancelled("The request was cancelled."))
         chosen, room = [], self.synthesizer.acceleration.batch_prompts
-        for job in [job for job in self._running if job.stage == "running"]:
+        for job in self._running:
             size = len(job.synthesis.next_prompts())
             if not chosen or size <= room:
                 chosen.append(job)
                 room -= size
-        self._running = [job for job in self._running if job not in chosen and job.stage == "running"] + chosen
+        self._running = [job for job in self._running if job not in chosen] + chosen
         by_sampling: dict = {}
         for job in chosen:
             by_sampling.setdefault(job.synthesis.sampling, []).append(job)
@@ -262,6 +261,9 @@ class Engine:
                 f"Synthesis failed unexpectedly ({error.__class__.__name__}: {error})."))
 
     def _finish(self, job: Job, event) -> None:
+        """End `job` with `event` (done, cancelled or an error); it leaves the running jobs."""
+        if job in self._running:
+            self._running.remove(job)
         job.stage = "done"
         job.synthesis = None
         job._events.put(event)

@@ -94,10 +94,10 @@ class Synthesizer:
     def sample(self, syntheses: Sequence["Synthesis"]) -> list[list]:
         """T3 for the next group of chunks of each synthesis, all in one batch: their speech tokens, per synthesis.
         They share the loaded model and their sampling settings."""
-        prompts = [prompt for synthesis in syntheses for prompt in synthesis.next_prompts()]
-        tokens = syntheses[0].model.speech_tokens(prompts, syntheses[0].sampling)
-        ends = np.cumsum([len(synthesis.next_prompts()) for synthesis in syntheses])
-        return [tokens[end - len(synthesis.next_prompts()) : end] for synthesis, end in zip(syntheses, ends)]
+        groups = [synthesis.next_prompts() for synthesis in syntheses]
+        tokens = iter(syntheses[0].model.speech_tokens([prompt for group in groups for prompt in group],
+                                                       syntheses[0].sampling))
+        return [[next(tokens) for _ in group] for group in groups]
 
     def vocode(self, synthesis: "Synthesis", tokens: list) -> list[audio.AudioChunk]:
         """S3Gen: the audio of the synthesis' next group of chunks from their speech tokens; the group is then done."""
