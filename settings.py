@@ -4,29 +4,25 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Callable, Literal
 
-from engine import MODELS, PRECISIONS, EngineConfig
+from engine import MODELS, PRECISIONS, EngineConfig, RequestComposer, VoiceLibrary
 
 ENV_PREFIX = "CHATTERBOX_"
+ENGINE_FIELDS = frozenset(f.name for f in fields(EngineConfig))
 
 
 @dataclass(frozen=True)
 class Settings:
+    """The engine's config and the front door's: where the studio listens and what it lets in."""
+
+    engine: EngineConfig = field(default_factory=EngineConfig)
     host: str = "127.0.0.1"
     port: int = 5093
     share: bool = False
     no_browser: bool = False
-    device: str = "auto"
-    model: str = "chatterbox"
-    precision: str = "fast"
-    flow_steps: int | None = None
-    batch_requests: int | None = None
-    checkpoint_dir: Path | None = None
-    data_dir: Path = Path("data")
-    queue_size: int = 16
-    max_chunk_tokens: int = 1000
     max_input_chars: int = 4096
     api_key: str | None = None
     speed_as_cfg: bool = False
@@ -34,7 +30,6 @@ class Settings:
     max_upload_mb: int = 20
     temporary_voice_seconds: int = 3600
     presets_dir: Path = Path(__file__).resolve().parent / "presets"
-    idle_unload_seconds: float = 0.0
     rate_limit: int = 0
     cors_origins: tuple[str, ...] = ()
     open: bool = False
@@ -48,23 +43,33 @@ class Settings:
         """OpenAI voice names (alloy, nova, ...) the user mapped to library voice ids."""
         return dict(self.voice_aliases)
 
-    def engine_config(self) -> EngineConfig:
-        return EngineConfig(device=self.device, model=self.model, checkpoint_dir=self.checkpoint_dir,
-                            data_dir=self.data_dir, queue_size=self.queue_size, max_chunk_tokens=self.max_chunk_tokens,
-                            idle_unload_seconds=self.idle_unload_seconds, precision=self.precision,
-                            flow_steps=self.flow_steps, batch_requests=self.batch_requests)
+    def composer(self, config: EngineConfig, library: VoiceLibrary) -> RequestComposer:
+        """The request composer for an engine with `config` and `library`, with this studio's presets, input limit and
+        voice aliases."""
+        return RequestComposer(config, library, self.presets_dir, self.max_input_chars, self.aliases)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "Settings":
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)})
+    def from_args(cls, args: argparse.Namespace) -> Settings:
+        """The settings the parsed flags give; what a subcommand has no flag for keeps its default."""
+        given = vars(args)
+        engine = EngineConfig(**{name: value for name, value in given.items() if name in ENGINE_FIELDS})
+        return cls(engine=engine, **{name: value for name, value in given.items() if name in FRONT_DOOR_FIELDS})
 
 
-def env_name(flag: str) -> str:
-    return ENV_PREFIX + flag.upper().replace("-", "_")
+FRONT_DOOR_FIELDS = frozenset(f.name for f in fields(Settings)) - {"engine"}
 
 
-def _env_bool(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+def flag_defaults() -> Settings:
+    """What the flags default to: Settings(), except on a Hugging Face Space (SPACE_ID set), which serves the app
+    on 0.0.0.0:7860 with no browser to open."""
+    if os.environ.get("SPACE_ID"):
+        return Settings(host="0.0.0.0", port=7860, no_browser=True)
+    return Settings()
+
+
+def env_name(name: str) -> str:
+    """The environment variable of a flag: flow_steps or flow-steps reads CHATTERBOX_FLOW_STEPS."""
+    return ENV_PREFIX + name.upper().replace("-", "_")
 
 
 def parse_alias(text: str) -> tuple[str, str]:
@@ -75,7 +80,12 @@ def parse_alias(text: str) -> tuple[str, str]:
     return name.strip().lower(), voice_id.strip()
 
 
-def _whole_number(what: str, most: int):
+def comma_list(text: str) -> list[str]:
+    """`a, b,,c` as ['a', 'b', 'c']."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _whole_number(what: str, most: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         if not text.strip().isdigit() or not 1 <= int(text) <= most:
             raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of {what} from 1 to {most}")
@@ -88,92 +98,102 @@ flow_steps = _whole_number("flow steps", 50)
 batch_requests = _whole_number("requests", 64)
 
 
-def _env_origins() -> list[str]:
-    return [origin.strip() for origin in os.environ.get(env_name("cors_origins"), "").split(",") if origin.strip()]
+@dataclass(frozen=True)
+class Flag:
+    """One flag: `--NAME` (dashes for underscores), stored as NAME, by default read from CHATTERBOX_NAME, else
+    from Settings() or EngineConfig()."""
+
+    name: str
+    help: str
+    scope: Literal["global", "server"]  # global: every subcommand takes it; server: only `serve`
+    parse: Callable[[str], Any] | None = None  # the value's type; None keeps the text
+    # a switch is on or off; a repeatable flag adds one value each time it is given, its variable a comma list
+    kind: Literal["value", "switch", "repeatable"] = "value"
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    option: str | None = None  # the flag as typed, where it is not --NAME
+
+    @property
+    def env(self) -> str:
+        return env_name(self.name)
 
 
-def _env_aliases() -> list[tuple[str, str]]:
-    raw = os.environ.get(env_name("voice_aliases"), "")
-    return [parse_alias(item) for item in raw.split(",") if item.strip()]
+FLAGS = (
+    Flag("device", "auto (cuda, then mps, then cpu), cuda, cuda:N, mps or cpu", "global"),
+    Flag("model", "model variant", "global", choices=MODELS),
+    Flag("precision", "fast: int8 T3 on CPU, bfloat16 flow where native, 5 flow steps; exact: computed as upstream "
+                      "computes, same output for the same seed", "global", choices=PRECISIONS),
+    Flag("flow_steps", "S3Gen flow-matching steps, 1 to 50 (default: 5 fast, 10 exact; more is slower and smoother)",
+         "global", flow_steps),
+    Flag("batch_requests", "most requests whose next chunks T3 samples together, 1 to 64 (default: 16 on a CUDA GPU "
+                           "in the fast precision, else 1)", "global", batch_requests),
+    Flag("checkpoint_dir", "load weights from this folder (Chatterbox's file layout) instead of the Hugging Face hub",
+         "global", Path),
+    Flag("data_dir", "where saved voices and outputs live", "global", Path),
+    Flag("max_chunk_tokens", "most speech tokens per text chunk, 25 per second of audio (1 to 1000)", "global", int),
+    Flag("host", "address to listen on", "server"),
+    Flag("port", "port to listen on", "server", int),
+    Flag("share", "also serve through a public gradio.live link", "server", kind="switch"),
+    Flag("no_browser", "do not open a browser tab", "server", kind="switch"),
+    Flag("queue_size", "requests that may wait before new ones get a 'busy' answer", "server", int),
+    Flag("max_input_chars", "longest text one request may send", "server", int),
+    Flag("presets_dir", "folder of preset JSON files", "server", Path),
+    Flag("api_key", "require this Bearer token on the HTTP API; off when unset", "server"),
+    Flag("speed_as_cfg", "take the OpenAI `speed` field as cfg_weight, as pyVideoTrans sends it", "server",
+         kind="switch"),
+    Flag("voice_aliases", "let an OpenAI voice name speak with a library voice, e.g. alloy=anwar.wav; repeatable",
+         "server", parse_alias, kind="repeatable", metavar="NAME=VOICE_ID", option="--voice-alias"),
+    Flag("max_upload_mb", "largest voice clip an upload may be", "server", int),
+    Flag("temporary_voice_seconds", "how long a temporary library voice lives", "server", int),
+    Flag("idle_unload_seconds", "free the model (and GPU memory) after this many idle seconds; it loads again on the "
+                                "next request; 0 keeps it loaded", "server", float),
+    Flag("rate_limit", "API requests one client address may make per minute; 0 is no limit", "server", int),
+    Flag("cors_origins", "web origins whose pages may call the API from a browser; none by default", "server",
+         comma_list, metavar="ORIGIN,..."),
+    Flag("open", "with --share or a non-loopback --host, run without an API key instead of generating one", "server",
+         kind="switch"),
+)
 
 
 def add_global_flags(parser: argparse.ArgumentParser) -> None:
     """Flags every subcommand takes: where the model runs and where its weights come from."""
-    defaults = Settings()
-    parser.add_argument("--device", default=os.environ.get(env_name("device"), defaults.device),
-                        help="auto (cuda, then mps, then cpu), cuda, cuda:N, mps or cpu [CHATTERBOX_DEVICE]")
-    parser.add_argument("--model", choices=MODELS, default=os.environ.get(env_name("model"), defaults.model),
-                        help="model variant [CHATTERBOX_MODEL]")
-    parser.add_argument("--precision", choices=PRECISIONS,
-                        default=os.environ.get(env_name("precision"), defaults.precision),
-                        help="fast: int8 T3 on CPU, bfloat16 flow where native, 5 flow steps; exact: computed as "
-                             "upstream computes, same output for the same seed [CHATTERBOX_PRECISION]")
-    parser.add_argument("--flow-steps", type=flow_steps, default=os.environ.get(env_name("flow_steps")) or None,
-                        help="S3Gen flow-matching steps, 1 to 50 (default: 5 fast, 10 exact; more is slower and "
-                             "smoother) [CHATTERBOX_FLOW_STEPS]")
-    parser.add_argument("--batch-requests", type=batch_requests,
-                        default=os.environ.get(env_name("batch_requests")) or None,
-                        help="most requests whose next chunks T3 samples together, 1 to 64 (default: 16 on a CUDA "
-                             "GPU in the fast precision, else 1) [CHATTERBOX_BATCH_REQUESTS]")
-    parser.add_argument("--checkpoint-dir", type=Path, default=os.environ.get(env_name("checkpoint_dir")) or None,
-                        help="load weights from this folder (Chatterbox's file layout) instead of the Hugging Face "
-                             "hub [CHATTERBOX_CHECKPOINT_DIR]")
-    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get(env_name("data_dir"), defaults.data_dir)),
-                        help="where saved voices and outputs live [CHATTERBOX_DATA_DIR]")
-    parser.add_argument("--max-chunk-tokens", type=int,
-                        default=int(os.environ.get(env_name("max_chunk_tokens"), defaults.max_chunk_tokens)),
-                        help="most speech tokens per text chunk, 25 per second of audio (1 to 1000) "
-                             "[CHATTERBOX_MAX_CHUNK_TOKENS]")
+    add_flags(parser, [flag for flag in FLAGS if flag.scope == "global"])
 
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
-    defaults = Settings()
-    if os.environ.get("SPACE_ID"):  # a Hugging Face Space serves the app on 0.0.0.0:7860
-        defaults = Settings(host="0.0.0.0", port=7860, no_browser=True)
-    parser.add_argument("--host", default=os.environ.get(env_name("host"), defaults.host),
-                        help="address to listen on [CHATTERBOX_HOST]")
-    parser.add_argument("--port", type=int, default=int(os.environ.get(env_name("port"), defaults.port)),
-                        help="port to listen on [CHATTERBOX_PORT]")
-    parser.add_argument("--share", action="store_true", default=_env_bool(env_name("share")),
-                        help="also serve through a public gradio.live link [CHATTERBOX_SHARE]")
-    parser.add_argument("--no-browser", action="store_true",
-                        default=_env_bool(env_name("no_browser")) or defaults.no_browser,
-                        help="do not open a browser tab [CHATTERBOX_NO_BROWSER]")
-    parser.add_argument("--queue-size", type=int, default=int(os.environ.get(env_name("queue_size"), defaults.queue_size)),
-                        help="requests that may wait before new ones get a 'busy' answer [CHATTERBOX_QUEUE_SIZE]")
-    parser.add_argument("--max-input-chars", type=int,
-                        default=int(os.environ.get(env_name("max_input_chars"), defaults.max_input_chars)),
-                        help="longest text one request may send [CHATTERBOX_MAX_INPUT_CHARS]")
-    parser.add_argument("--presets-dir", type=Path,
-                        default=Path(os.environ.get(env_name("presets_dir"), defaults.presets_dir)),
-                        help="folder of preset JSON files [CHATTERBOX_PRESETS_DIR]")
-    parser.add_argument("--api-key", default=os.environ.get(env_name("api_key")) or None,
-                        help="require this Bearer token on the HTTP API; off when unset [CHATTERBOX_API_KEY]")
-    parser.add_argument("--speed-as-cfg", action="store_true", default=_env_bool(env_name("speed_as_cfg")),
-                        help="take the OpenAI `speed` field as cfg_weight, as pyVideoTrans sends it "
-                             "[CHATTERBOX_SPEED_AS_CFG]")
-    parser.add_argument("--voice-alias", dest="voice_aliases", action="append", type=parse_alias,
-                        default=_env_aliases(), metavar="NAME=VOICE_ID",
-                        help="let an OpenAI voice name speak with a library voice, e.g. alloy=anwar.wav; repeatable "
-                             "[CHATTERBOX_VOICE_ALIASES, comma-separated]")
-    parser.add_argument("--max-upload-mb", type=int,
-                        default=int(os.environ.get(env_name("max_upload_mb"), defaults.max_upload_mb)),
-                        help="largest voice clip an upload may be [CHATTERBOX_MAX_UPLOAD_MB]")
-    parser.add_argument("--temporary-voice-seconds", type=int,
-                        default=int(os.environ.get(env_name("temporary_voice_seconds"),
-                                                   defaults.temporary_voice_seconds)),
-                        help="how long a temporary library voice lives [CHATTERBOX_TEMPORARY_VOICE_SECONDS]")
-    parser.add_argument("--idle-unload-seconds", type=float,
-                        default=float(os.environ.get(env_name("idle_unload_seconds"), defaults.idle_unload_seconds)),
-                        help="free the model (and GPU memory) after this many idle seconds; it loads again on the "
-                             "next request; 0 keeps it loaded [CHATTERBOX_IDLE_UNLOAD_SECONDS]")
-    parser.add_argument("--rate-limit", type=int, default=int(os.environ.get(env_name("rate_limit"), defaults.rate_limit)),
-                        help="API requests one client address may make per minute; 0 is no limit "
-                             "[CHATTERBOX_RATE_LIMIT]")
-    parser.add_argument("--cors-origins", type=lambda text: [o.strip() for o in text.split(",") if o.strip()],
-                        default=_env_origins(), metavar="ORIGIN,...",
-                        help="web origins whose pages may call the API from a browser; none by default "
-                             "[CHATTERBOX_CORS_ORIGINS]")
-    parser.add_argument("--open", action="store_true", default=_env_bool(env_name("open")),
-                        help="with --share or a non-loopback --host, run without an API key instead of generating "
-                             "one [CHATTERBOX_OPEN]")
+    """Flags of `serve`: where the studio listens and what it lets in."""
+    add_flags(parser, [flag for flag in FLAGS if flag.scope == "server"])
+
+
+def add_flags(parser: argparse.ArgumentParser, flags: list[Flag]) -> None:
+    """Add `flags` to `parser`, each defaulting to its environment variable, else to the settings' own value."""
+    defaults = flag_defaults()
+    for flag in flags:
+        fallback = getattr(defaults.engine if flag.name in ENGINE_FIELDS else defaults, flag.name)
+        option = flag.option or "--" + flag.name.replace("_", "-")
+        parser.add_argument(option, dest=flag.name, default=_env_default(flag, fallback), help=_help(flag),
+                            **_action(flag))
+
+
+def _action(flag: Flag) -> dict[str, Any]:
+    """How argparse reads the flag: a switch stores True; a value (each time, if repeatable) is parsed."""
+    if flag.kind == "switch":
+        return {"action": "store_true"}
+    action = {"action": "append"} if flag.kind == "repeatable" else {}
+    return {**action, "type": flag.parse, "choices": flag.choices, "metavar": flag.metavar}
+
+
+def _env_default(flag: Flag, fallback: Any) -> Any:
+    """The flag's default: its environment variable where set, else `fallback`. A value's text is left for argparse
+    to parse, so a bad one is reported as a bad flag would be."""
+    raw = os.environ.get(flag.env)
+    if flag.kind == "switch":
+        return (raw or "").strip().lower() in ("1", "true", "yes", "on") or fallback
+    if flag.kind == "repeatable":
+        return [flag.parse(item) for item in comma_list(raw or "")] or list(fallback)
+    return raw or fallback
+
+
+def _help(flag: Flag) -> str:
+    listed = ", comma-separated" if flag.kind == "repeatable" else ""
+    return f"{flag.help} [{flag.env}{listed}]"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import Engine
+from settings import Settings
 
 from . import catalog, socket, speech, voices
 from .errors import EXCEPTION_HANDLERS
@@ -18,7 +19,7 @@ DESCRIPTION = ("OpenAI-compatible text to speech with Chatterbox voice cloning, 
                "See the README for examples.")
 
 
-def routes(engine: Engine, settings) -> list:
+def routes(engine: Engine, settings: Settings) -> list:
     """Every API route, in the order they are matched."""
     return [
         *catalog.build_health_router(engine).routes,
@@ -29,7 +30,7 @@ def routes(engine: Engine, settings) -> list:
     ]
 
 
-def app_kwargs(engine: Engine, settings) -> dict[str, Any]:
+def app_kwargs(engine: Engine, settings: Settings) -> dict[str, Any]:
     """What `demo.launch(app_kwargs=...)` needs so the one server also serves these routes and /docs, behind the
     guard from its first request on."""
     return {

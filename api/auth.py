@@ -7,6 +7,8 @@ import secrets
 from fastapi import Depends, Security, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from settings import Settings
+
 from .errors import ApiError
 
 _bearer = HTTPBearer(auto_error=False, description="the key given with --api-key / CHATTERBOX_API_KEY")
@@ -19,7 +21,7 @@ def key_matches(expected: str | None, presented: str | None) -> bool:
     return presented is not None and secrets.compare_digest(presented.encode(), expected.encode())
 
 
-def key_dependencies(settings) -> list:
+def key_dependencies(settings: Settings) -> list:
     """Route dependencies that answer 401 when a key is configured and the request lacks it."""
     if not settings.api_key:
         return []

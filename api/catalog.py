@@ -5,10 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from engine import MODELS, Engine, NotFound
+from engine.compose import OPENAI_VOICES
+from settings import Settings
 
 from .auth import key_dependencies
 from .errors import ApiRoute
-from .speech import MODEL_ALIASES, OPENAI_VOICES
+from .speech import MODEL_ALIASES
 
 OWNER = "resemble-ai"
 
@@ -17,7 +19,7 @@ def _model(model_id: str) -> dict:
     return {"id": model_id, "object": "model", "created": 0, "owned_by": OWNER}
 
 
-def build_router(engine: Engine, settings) -> APIRouter:
+def build_router(engine: Engine, settings: Settings) -> APIRouter:
     router = APIRouter(route_class=ApiRoute, dependencies=key_dependencies(settings), tags=["catalog"])
 
     @router.get("/v1/models")

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine import Busy, Cancelled, EngineError, InvalidRequest, ModelUnavailable, NotFound
+from engine import Busy, Cancelled, EngineError, InvalidRequest, ModelUnavailable, NotFound, TextTooLong
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ def from_engine(error: EngineError) -> ApiError:
     if isinstance(error, Busy):
         return ApiError(429, error.message, error.param, error.code, "rate_limit_error",
                         {"Retry-After": str(error.retry_after)})
+    if isinstance(error, TextTooLong):
+        return ApiError(413, error.message, "input", error.code)
     if isinstance(error, InvalidRequest):
         return ApiError(400, error.message, error.param, error.code)
     if isinstance(error, NotFound):

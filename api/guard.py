@@ -18,6 +18,8 @@ from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from settings import Settings
+
 from .errors import API_PREFIXES, ApiError, response
 
 WINDOW_SECONDS = 60.0
@@ -51,7 +53,7 @@ class RateLimiter:
 class ApiGuard:
     """Pure ASGI middleware over the API paths; everything else passes through untouched."""
 
-    def __init__(self, app: ASGIApp, settings):
+    def __init__(self, app: ASGIApp, settings: Settings):
         self.app = app
         self.origins = set(settings.cors_origins)
         self.limiter = RateLimiter(settings.rate_limit)
@@ -149,13 +151,13 @@ class BodyLimit:
             await response(self.refusal)(scope, receive, send)
 
 
-def install(app, settings) -> None:
+def install(app, settings: Settings) -> None:
     """Put the guard outermost on `app`, ahead of middleware Gradio added, and rebuild its middleware stack."""
     app.user_middleware.insert(0, Middleware(ApiGuard, settings=settings))
     app.middleware_stack = app.build_middleware_stack()
 
 
-def guarded_lifespan(settings) -> Callable:
+def guarded_lifespan(settings: Settings) -> Callable:
     """A lifespan that installs the guard as the server starts, before it accepts its first connection."""
     @contextlib.asynccontextmanager
     async def lifespan(app) -> AsyncIterator[None]:

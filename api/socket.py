@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from engine import Engine, EngineError, Job
 from engine.audio import StreamEncoder
+from settings import Settings
 
 from . import streaming
 from .auth import key_matches, socket_key
@@ -47,13 +48,14 @@ def _bad_request(error: ValidationError) -> ApiError:
     return ApiError(400, f"{param + ': ' if param else ''}{first['msg']}", param, "invalid_value")
 
 
-def build_router(engine: Engine, settings) -> APIRouter:
+def build_router(engine: Engine, settings: Settings) -> APIRouter:
     router = APIRouter(tags=["speech"])
+    composer = settings.composer(engine.config, engine.library)
 
     def submit(message: str) -> tuple[Job, str]:
         request = SpeechRequest.model_validate_json(message)
         streaming.check_streamable(request.response_format)
-        return engine.submit(synthesis_request(request, settings, engine.library)), request.response_format
+        return engine.submit(synthesis_request(request, settings, composer)), request.response_format
 
     @router.websocket("/ws/tts")
     async def tts_socket(websocket: WebSocket) -> None:

@@ -9,12 +9,11 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 
 from engine import LANGUAGES, Engine, InvalidRequest, SavedVoice, SynthesisRequest
-from engine.audio import MODEL_SAMPLE_RATE, decode
-from engine.pipeline import check_reference
+from engine.compose import PARAMETERS
+from settings import Settings
 
 from .auth import key_dependencies
 from .errors import ApiRoute
-from .speech import PARAMETERS
 from .uploads import read_upload
 
 
@@ -38,9 +37,10 @@ def parse_defaults(text: str | None) -> dict:
     return values
 
 
-def build_router(engine: Engine, settings) -> APIRouter:
+def build_router(engine: Engine, settings: Settings) -> APIRouter:
     router = APIRouter(route_class=ApiRoute, dependencies=key_dependencies(settings), tags=["voice library"])
     library = engine.library
+    composer = settings.composer(engine.config, library)
 
     @router.get("/api/speakers")
     def speakers() -> dict:
@@ -62,9 +62,7 @@ def build_router(engine: Engine, settings) -> APIRouter:
             raise InvalidRequest(f"Unsupported language '{language}'; use one of {', '.join(sorted(LANGUAGES))}.",
                                  "language")
         defaults = parse_defaults(settings_json)
-        config = engine.config
-        wav = decode(clip, MODEL_SAMPLE_RATE, max_seconds=config.max_reference_seconds)
-        check_reference(wav, MODEL_SAMPLE_RATE, config.min_reference_seconds)
+        composer.check_clip(clip)
         voice = library.add(file.filename or "voice.wav", clip, name, language and language.lower(), defaults,
                             settings.temporary_voice_seconds if temporary else None)
         return speaker(voice)

@@ -29,18 +29,23 @@ SEED = 42
 TOKENS_PER_SECOND = 25
 
 
-# model: (upstream class, T3 layers as released); Turbo's GPT-2 keeps its own MLP width
-UPSTREAM = {"chatterbox": ("chatterbox.tts:ChatterboxTTS", 30),
-            "chatterbox-multilingual": ("chatterbox.mtl_tts:ChatterboxMultilingualTTS", 30),
-            "chatterbox-turbo": ("chatterbox.tts_turbo:ChatterboxTurboTTS", 24)}
+# T3 layers as released, by backbone (upstream's Llama_520M and GPT2_medium); Turbo's GPT-2 keeps its own MLP width
+RELEASED_T3_LAYERS = {"llama": 30, "gpt2": 24}
+
+
+def variant(model: str):
+    """The variant `model` as the studio knows it."""
+    from engine.models import VARIANTS
+
+    return VARIANTS[model]
 
 
 def full_size_checkpoint(model: str) -> Path:
     sys.path.insert(0, str(ROOT))
     from tools import random_checkpoint
 
-    name = "full-size-random" if model == "chatterbox" else f"full-size-random-{model}"
-    return random_checkpoint.cached(name, variant=model, t3_layers=UPSTREAM[model][1], t3_mlp=4096,
+    layers = RELEASED_T3_LAYERS[variant(model).backbone]
+    return random_checkpoint.cached(f"full-size-random-{model}", variant=model, t3_layers=layers, t3_mlp=4096,
                                     voice_seconds=10.0)
 
 
@@ -69,7 +74,8 @@ def timed(owner, method: str, timings: dict, key: str) -> None:
 
 
 def capped_t3(t3, tokens: int, turbo: bool) -> str:
-    """Make upstream's T3 stop after `tokens` speech tokens, as the studio's request asks it to; the method's name."""
+    """Make upstream's T3 stop after `tokens` speech tokens, as the studio's request asks it to; the method's name
+    (Turbo's `generate` calls `inference_turbo`)."""
     method, limit, cap = ("inference_turbo", "max_gen_len", tokens - 1) if turbo else ("inference", "max_new_tokens", tokens)
     original = getattr(t3, method)
 
@@ -81,8 +87,9 @@ def capped_t3(t3, tokens: int, turbo: bool) -> str:
 
 
 def speech_only(s3gen) -> None:
-    """Drop the control tokens random weights sample before upstream's S3Gen sees them, as upstream's English
-    `generate` and the studio do; upstream's multilingual `generate` passes them on and S3Gen cannot embed them."""
+    """Drop the control tokens random weights sample before upstream's S3Gen sees them, as upstream's English and
+    Turbo `generate` and the studio do (there it changes nothing); upstream's multilingual `generate` passes them on
+    and S3Gen cannot embed them."""
     original = s3gen.inference
 
     def inference(*args, speech_tokens, **kwargs):
@@ -94,23 +101,22 @@ def speech_only(s3gen) -> None:
 def upstream_model(model: str, checkpoint: Path, device: str):
     import importlib
 
-    module, name = UPSTREAM[model][0].split(":")
-    if model == "chatterbox-multilingual":
-        from engine.models import multilingual_tokenizer
+    from engine.models.upstream import offline_cangjie_converter
 
-        multilingual_tokenizer(checkpoint)  # upstream's loader needs the network for Chinese support otherwise
+    module, name = variant(model).upstream_class.split(":")
+    offline_cangjie_converter()  # upstream's multilingual loader needs the network for Chinese support otherwise
     return getattr(importlib.import_module(module), name).from_local(checkpoint, device)
 
 
 def run_upstream(model_name: str, checkpoint: Path, device: str, tokens: int, runs: int, chunks: int) -> dict:
     import torch
 
+    spec = variant(model_name)
     model = upstream_model(model_name, checkpoint, device)
-    language = {"language_id": "en"} if model_name == "chatterbox-multilingual" else {}
+    language = {"language_id": "en"} if spec.takes_language_id else {}
     timings = {"t3": 0.0, "s3gen": 0.0}
-    if model_name == "chatterbox-multilingual":
-        speech_only(model.s3gen)
-    timed(model.t3, capped_t3(model.t3, tokens, model_name == "chatterbox-turbo"), timings, "t3")
+    speech_only(model.s3gen)
+    timed(model.t3, capped_t3(model.t3, tokens, spec.architecture == "turbo"), timings, "t3")
     timed(model.s3gen, "inference", timings, "s3gen")
     torch.manual_seed(SEED)
     model.generate(TEXT, **language)  # warm-up
@@ -136,13 +142,13 @@ def run_studio(model_name: str, checkpoint: Path, device: str, tokens: int, runs
     engine = Engine(EngineConfig(device=device, model=model_name, checkpoint_dir=checkpoint,
                                  data_dir=Path("/tmp/bench-data"), queue_size=max(16, concurrency), precision=precision,
                                  batch_requests=batch_requests))
-    model = engine.synthesizer.model_for(None)
     timings = {"t3": 0.0, "s3gen": 0.0}
-    timed(model, "speech_tokens", timings, "t3")
-    timed(model.upstream.s3gen, "inference", timings, "s3gen")
+    with engine.using_model() as model:
+        timed(model, "speech_tokens", timings, "t3")
+        timed(model.upstream.s3gen, "inference", timings, "s3gen")
     text = "\n\n".join([TEXT] * chunks)  # one chunk per paragraph
     pauses = sum(chunk.pause_after for chunk in split(text, engine.config.chunk_chars))
-    language = "en" if model_name == "chatterbox-multilingual" else None
+    language = "en" if variant(model_name).takes_language_id else None
     request = SynthesisRequest(text, seed=SEED, language=language, max_tokens_per_chunk=tokens)
     engine.synthesize(request)  # warm-up
     timings.update(t3=0.0, s3gen=0.0)
@@ -233,7 +239,7 @@ def cpu_model() -> str:
 
 
 def main() -> None:
-    from engine.acceleration import PRECISIONS
+    from engine import MODELS, PRECISIONS
 
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few tokens and one run: a few minutes on 2 CPU cores")
@@ -245,7 +251,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="fast", help="the studio's precision")
     parser.add_argument("--batch-requests", type=int,
                         help="most requests the studio samples together (default: its own, 16 on CUDA, 1 on CPU)")
-    parser.add_argument("--model", choices=list(UPSTREAM), default="chatterbox", help="the variant to time")
+    parser.add_argument("--model", choices=MODELS, default="chatterbox", help="the variant to time")
     parser.add_argument("--side", choices=["upstream", "studio"], help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")

@@ -7,7 +7,7 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from threading import Lock
 from typing import Iterator, Protocol
@@ -15,7 +15,7 @@ from typing import Iterator, Protocol
 import numpy as np
 import soundfile as sf
 
-from engine import Engine, EngineError, SynthesisRequest, Voice, audio
+from engine import Ask, Engine, EngineError, RequestComposer, SynthesisRequest, audio
 from engine.text import has_words
 
 RETRIES = 2
@@ -31,24 +31,28 @@ class Speaker(Protocol):
 
 @dataclass
 class EngineSpeaker:
-    """Speaks through the engine in this process: the voice's conditionals are derived once."""
+    """Speaks through the engine in this process, each phrase asked as `ask` asks (its text aside): the voice's
+    conditionals are derived once."""
 
     engine: Engine
-    voice: Voice
-    parameters: dict = field(default_factory=dict)
+    composer: RequestComposer
+    ask: Ask
+
+    def request(self, text: str, seed: int) -> SynthesisRequest:
+        return self.composer.compose(replace(self.ask, text=text, values={**self.ask.values, "seed": seed}))
 
     def speak(self, text: str, seed: int) -> np.ndarray:
-        return self.engine.synthesize(SynthesisRequest(text, voice=self.voice, seed=seed, **self.parameters)).samples
+        return self.engine.synthesize(self.request(text, seed)).samples
 
     def can_share_a_request(self, text: str) -> bool:
         return has_words(text) and len(text) <= self.engine.config.chunk_chars
 
     def speak_together(self, texts: list[str], first_seed: int) -> Iterator[np.ndarray]:
         """Each phrase's audio as it is made, phrase k with seed first_seed + k, all in one request: the engine
-        decodes and vocodes them in groups, which is several times faster than one request each."""
-        request = SynthesisRequest("\n\n".join(texts), voice=self.voice, seed=first_seed, separate_phrases=True,
-                                   **self.parameters)
-        for chunk in self.engine.submit(request):
+        decodes and vocodes them in groups, which is several times faster than one request each. (Each phrase is
+        at most a chunk long, so their sum may pass the input limit a single text has.)"""
+        together = replace(self.request(texts[0], first_seed), text="\n\n".join(texts), separate_phrases=True)
+        for chunk in self.engine.submit(together):
             yield chunk.samples
 
 

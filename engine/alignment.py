@@ -14,10 +14,9 @@ from typing import Sequence
 
 import torch
 from chatterbox.models.t3.inference.alignment_stream_analyzer import LLAMA_ALIGNED_HEADS
-from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-WATCHING_ATTENTION = "sdpa+alignment-heads"
+WATCHING_ATTENTION = "sdpa+alignment-heads"  # attention_watching_alignment's name in transformers' registry
 FORCED_LOGIT = 2.0**15  # upstream's magnitude for kept-away and forced tokens, safe in every float type
 
 # The frames upstream's thresholds count over: speech tokens, 25 to a second.
@@ -50,14 +49,11 @@ class AlignmentHeads:
         return mean
 
 
-def _attention_watching_alignment(module, query, key, value, attention_mask, alignment_heads=None, **kwargs):
+def attention_watching_alignment(module, query, key, value, attention_mask, alignment_heads=None, **kwargs):
     """The backbone's SDPA attention, which also shows `alignment_heads` what its watched heads attend to."""
     if alignment_heads is not None:
         alignment_heads.see(module, query, key, attention_mask, kwargs["scaling"])
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-
-
-AttentionInterface.register(WATCHING_ATTENTION, _attention_watching_alignment)
 
 
 class _ChunkAlignment:

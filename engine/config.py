@@ -17,7 +17,6 @@ class EngineConfig:
     max_chunk_tokens: int = 1000
     voice_cache_size: int = 32
     max_reference_seconds: float = 30.0
-    min_reference_seconds: float = 1.0
     idle_unload_seconds: float = 0.0  # 0: keep the model loaded
     precision: str = "fast"  # or "exact": see engine/acceleration.py
     flow_steps: int | None = None  # None: the precision's own

@@ -27,7 +27,7 @@ from transformers import StaticCache
 from transformers.generation.logits_process import (MinPLogitsWarper, RepetitionPenaltyLogitsProcessor,
                                                     TopKLogitsWarper, TopPLogitsWarper)
 
-from .alignment import WATCHING_ATTENTION, AlignmentGuard, AlignmentHeads
+from .alignment import AlignmentGuard, AlignmentHeads
 
 TURBO_TOP_K = 1000  # upstream's `inference_turbo` default, which its `generate` keeps
 REMEMBERED_PREFIXES = 4  # in float32 about 8 MB each for the English model, 49 MB for Turbo
@@ -76,12 +76,10 @@ class SpeechTokenLoop:
         `cancelled()` turns true."""
         if not self.watches_alignment:
             return self._decode(prompts, sampling)
-        config = self.t3.tfmr.config
-        used, config._attn_implementation = config._attn_implementation, WATCHING_ATTENTION
-        try:
+        from .models.upstream import alignment_watched  # engine.models imports this module: not at its top
+
+        with alignment_watched(self.t3.tfmr.config):
             return self._decode(prompts, sampling)
-        finally:
-            config._attn_implementation = used
 
     def _decode(self, prompts: Sequence[SpeechPrompt], sampling: Sampling) -> list[torch.Tensor]:
         t3, hp = self.t3, self.t3.hp

@@ -15,6 +15,7 @@ import queue
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -23,7 +24,8 @@ import torch
 from . import audio
 from .config import EngineConfig
 from .errors import Busy, Cancelled, EngineError, SynthesisFailed
-from .pipeline import Synthesis, Synthesizer
+from .models import LoadedModel
+from .pipeline import Synthesis, Synthesizer, chunk_texts
 from .request import MAX_SEED, SynthesisRequest
 from .voices import VoiceLibrary
 
@@ -32,15 +34,15 @@ log = logging.getLogger(__name__)
 _DONE = object()
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     """A queued or running request. Iterate it for audio chunks; `cancel()` stops it."""
 
     request: SynthesisRequest
     id: int
+    chunks: int  # how many audio chunks it delivers
     stage: str = "queued"
     ignored_parameters: list[str] = field(default_factory=list)
-    synthesis: Synthesis | None = field(default=None, repr=False)
     started: float = 0.0
     _events: queue.Queue = field(default_factory=queue.Queue, repr=False)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -55,6 +57,15 @@ class Job:
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
+
+    def deliver(self, chunk: audio.AudioChunk) -> None:
+        """Hand a made chunk to whoever iterates the job."""
+        self._events.put(chunk)
+
+    def end(self, error: EngineError | None = None) -> None:
+        """End the job: done when `error` is None, else with that error for its iterator to raise."""
+        self.stage = "done"
+        self._events.put(_DONE if error is None else error)
 
     def __iter__(self) -> Iterator[audio.AudioChunk]:
         """Chunks as the worker makes them; raises the request's error, if any. Leaving early cancels."""
@@ -78,6 +89,14 @@ class Job:
         return audio.join(list(self))
 
 
+@dataclass(eq=False)
+class _Running:
+    """A started job and its synthesis, which stays in the engine."""
+
+    job: Job
+    synthesis: Synthesis
+
+
 class Engine:
     """Accepts synthesis requests from any thread and serves them on the model, one worker thread making all its
     calls."""
@@ -89,8 +108,9 @@ class Engine:
         self.status_message = "The model loads on first use."
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=config.queue_size)
         self._ids = itertools.count(1)
-        self._running: list[Job] = []
+        self._running: list[_Running] = []
         self._waiting: Job | None = None  # taken from the queue, for another model than the running requests'
+        self._model_lock = threading.RLock()  # held by the worker while it uses the model
         self._closing = False
         self.cancelled_jobs = 0
         self._worker = threading.Thread(target=self._serve, name="chatterbox-engine", daemon=True)
@@ -105,7 +125,7 @@ class Engine:
         """Queue `request`; raises Busy when the queue is full."""
         if request.seed is None:
             request = request.with_seed(secrets.randbelow(MAX_SEED + 1))
-        job = Job(request, next(self._ids))
+        job = Job(request, next(self._ids), len(chunk_texts(request, self.config.chunk_chars)))
         job.ignored_parameters = self.synthesizer.ignored_parameters(request)
         try:
             self._queue.put_nowait(job)
@@ -117,6 +137,14 @@ class Engine:
     def synthesize(self, request: SynthesisRequest) -> audio.AudioChunk:
         """Queue `request` and wait for the whole clip."""
         return self.submit(request).result()
+
+    @contextmanager
+    def using_model(self, name: str | None = None) -> Iterator[LoadedModel]:
+        """The loaded variant `name` (the studio's default when None), loaded if need be; the worker leaves the
+        model alone while the block runs. For callers in other threads (tests, the bench): never wait in the block
+        for a request, which needs the worker."""
+        with self._model_lock:
+            yield self.synthesizer.model_for(name)
 
     def status(self) -> dict:
         model = self.synthesizer.model
@@ -140,7 +168,7 @@ class Engine:
             except queue.Empty:
                 break
             if job is not None:
-                job._events.put(Cancelled("The studio is shutting down."))
+                job.end(Cancelled("The studio is shutting down."))
         self._queue.put(None)
         self._worker.join(timeout=60)
 
@@ -155,12 +183,14 @@ class Engine:
             try:
                 return self._queue.get(timeout=idle if idle > 0 and self.synthesizer.model is not None else None)
             except queue.Empty:
-                self.synthesizer.unload()
+                with self._model_lock:
+                    self.synthesizer.unload()
                 self._set_status(f"Model unloaded after {idle:g} s idle; it loads again on the next request.")
 
     def _serve(self) -> None:
         while self._admit():
-            self._round()
+            with self._model_lock:
+                self._round()
 
     def _admit(self) -> bool:
         """Start queued jobs that can join the running ones, waiting for one when none runs; False once closing
@@ -168,7 +198,7 @@ class Engine:
         while len(self._running) < self.request_batch:
             if self._closing:
                 if self._waiting is not None:
-                    self._waiting._events.put(Cancelled("The studio is shutting down."))
+                    self._waiting.end(Cancelled("The studio is shutting down."))
                     self._waiting = None
                 break
             if self._waiting is not None:
@@ -187,63 +217,66 @@ class Engine:
             elif self._running and not self.synthesizer.same_model(job.request, self._running[0].synthesis):
                 self._waiting = job
             else:
-                self._start(job)
+                with self._model_lock:
+                    self._start(job)
         return bool(self._running) or not self._closing
 
     def _start(self, job: Job) -> None:
         if job.cancelled:
             self.cancelled_jobs += 1
-            job._events.put(Cancelled("The request was cancelled before it started."))
+            job.end(Cancelled("The request was cancelled before it started."))
             return
         job.stage, job.started = "running", time.perf_counter()
         try:
-            job.synthesis = self.synthesizer.prepare(job.request, lambda: job.cancelled)
+            synthesis = self.synthesizer.prepare(job.request, lambda: job.cancelled)
         except Exception as error:
             self._fail(job, error)
             return
-        self._running.insert(0, job)
+        self._running.insert(0, _Running(job, synthesis))
 
     def _round(self) -> None:
         """Sample the next chunks of as many running jobs as one batch holds, those that waited longest first,
         per sampling setting; then vocode each job's chunks, those that have no audio yet first."""
-        for job in [job for job in self._running if job.cancelled]:
-            self.cancelled_jobs += 1
-            self._finish(job, Cancelled("The request was cancelled."))
+        for run in [run for run in self._running if run.job.cancelled]:
+            self._cancel(run.job)
         chosen, room = [], self.synthesizer.acceleration.batch_prompts
-        for job in self._running:
-            size = len(job.synthesis.next_prompts())
+        for run in self._running:
+            size = len(run.synthesis.next_prompts())
             if not chosen or size <= room:
-                chosen.append(job)
+                chosen.append(run)
                 room -= size
-        self._running = [job for job in self._running if job not in chosen] + chosen
+        self._running = [run for run in self._running if run not in chosen] + chosen
         by_sampling: dict = {}
-        for job in chosen:
-            by_sampling.setdefault(job.synthesis.sampling, []).append(job)
+        for run in chosen:
+            by_sampling.setdefault(run.synthesis.sampling, []).append(run)
         sampled = []
-        for jobs in by_sampling.values():
+        for runs in by_sampling.values():
             try:
-                tokens = self.synthesizer.sample([job.synthesis for job in jobs])
+                tokens = self.synthesizer.sample([run.synthesis for run in runs])
             except Exception as error:
-                for job in jobs:
-                    self._fail(job, error)
+                for run in runs:
+                    self._fail(run.job, error)
                 continue
-            sampled += zip(jobs, tokens)
-        for job, tokens in sorted(sampled, key=lambda pair: pair[0].synthesis.done):
-            self._vocode(job, tokens)
+            sampled += zip(runs, tokens)
+        for run, tokens in sorted(sampled, key=lambda pair: pair[0].synthesis.done):
+            self._vocode(run, tokens)
 
-    def _vocode(self, job: Job, tokens: list) -> None:
-        if job.cancelled:
-            self.cancelled_jobs += 1
-            self._finish(job, Cancelled("The request was cancelled."))
+    def _vocode(self, run: _Running, tokens: list) -> None:
+        if run.job.cancelled:
+            self._cancel(run.job)
             return
         try:
-            for chunk in self.synthesizer.vocode(job.synthesis, tokens):
-                job._events.put(chunk)
+            for chunk in self.synthesizer.vocode(run.synthesis, tokens):
+                run.job.deliver(chunk)
         except Exception as error:
-            self._fail(job, error)
+            self._fail(run.job, error)
             return
-        if job.synthesis.finished:
-            self._finish(job, _DONE)
+        if run.synthesis.finished:
+            self._finish(run.job)
+
+    def _cancel(self, job: Job) -> None:
+        self.cancelled_jobs += 1
+        self._finish(job, Cancelled("The request was cancelled."))
 
     def _fail(self, job: Job, error: Exception) -> None:
         """End `job` with an error its client can act on."""
@@ -260,12 +293,9 @@ class Engine:
             self._finish(job, SynthesisFailed(
                 f"Synthesis failed unexpectedly ({error.__class__.__name__}: {error})."))
 
-    def _finish(self, job: Job, event) -> None:
-        """End `job` with `event` (done, cancelled or an error); it leaves the running jobs."""
-        if job in self._running:
-            self._running.remove(job)
-        job.stage = "done"
-        job.synthesis = None
-        job._events.put(event)
+    def _finish(self, job: Job, error: EngineError | None = None) -> None:
+        """End `job`, done or with `error`; it leaves the running jobs."""
+        self._running = [run for run in self._running if run.job is not job]
+        job.end(error)
         if job.started:
             log.info("job %d finished in %.1f s", job.id, time.perf_counter() - job.started)

@@ -18,6 +18,15 @@ class InvalidRequest(EngineError):
     code = "invalid_request"
 
 
+class TextTooLong(InvalidRequest):
+    """The text is longer than the studio's input limit."""
+
+    code = "input_too_long"
+
+    def __init__(self, message: str):
+        super().__init__(message, "input")
+
+
 class InvalidAudio(InvalidRequest):
     """A reference clip that cannot be used."""
 

@@ -12,15 +12,20 @@ import numpy as np
 from . import audio, text as text_prep
 from .acceleration import plan
 from .config import EngineConfig
-from .errors import InvalidAudio, InvalidRequest, ModelUnavailable
 from .decoding import Sampling, SpeechPrompt
-from .models import VARIANTS, LoadedModel, accelerated, load, locate_weights, resolve_device, token_budget
+from .errors import ModelUnavailable
+from .models import VARIANTS, LoadedModel, VariantSpec, accelerated, load, locate_weights, resolve_device, token_budget
+from .reference import check_reference
 from .request import MAX_SEED, PARAMETER_RANGES, SynthesisRequest
 from .voices import ConditionalsCache, VoiceLibrary, clip_key
 
 log = logging.getLogger(__name__)
 
-SILENCE_PEAK = 1e-3
+
+def chunk_texts(request: SynthesisRequest, chunk_chars: int) -> list[text_prep.TextChunk]:
+    """The request's text as the chunks the model speaks one by one."""
+    chunk_text = text_prep.phrases if request.separate_phrases else text_prep.split
+    return chunk_text(request.text, chunk_chars)
 
 
 class Synthesizer:
@@ -34,6 +39,10 @@ class Synthesizer:
         self.cache = ConditionalsCache(config.voice_cache_size)
         self.device = resolve_device(config.device)
         self.acceleration = plan(config.precision, self.device, config.flow_steps, config.batch_requests)
+
+    def spec_for(self, request: SynthesisRequest) -> VariantSpec:
+        """The variant that serves `request`: its own model, else the studio's default."""
+        return VARIANTS[request.model or self.config.model]
 
     def model_for(self, name: str | None) -> LoadedModel:
         """The loaded variant `name`, loading it (and freeing any other) on first use."""
@@ -54,7 +63,7 @@ class Synthesizer:
 
     def same_model(self, request: SynthesisRequest, synthesis: "Synthesis") -> bool:
         """Whether `request` runs on the model `synthesis` runs on."""
-        return VARIANTS[request.model or self.config.model] == synthesis.model.spec
+        return self.spec_for(request) == synthesis.model.spec
 
     def unload(self) -> None:
         if self.model is not None:
@@ -64,20 +73,14 @@ class Synthesizer:
 
     def ignored_parameters(self, request: SynthesisRequest) -> list[str]:
         """The parameters this request set that its variant does not use."""
-        spec = VARIANTS[request.model or self.config.model]
-        ignored = [p for p in spec.ignores if getattr(request, p) not in (None, PARAMETER_RANGES[p][2])]
-        if request.language and not spec.multilingual and request.language.lower() != "en":
-            raise InvalidRequest(
-                f"{spec.name} speaks English only; use model chatterbox-multilingual for language '{request.language}'.",
-                "language",
-            )
-        return ignored
+        spec = self.spec_for(request)
+        spec.check_language(request.language)
+        return [p for p in spec.ignores if getattr(request, p) not in (None, PARAMETER_RANGES[p][2])]
 
     def prepare(self, request: SynthesisRequest, cancelled: Callable[[], bool]) -> "Synthesis":
         """The request's chunks and their T3 prompts, with the model loaded and the voice's conditionals at hand;
         `cancelled()` tells whether the request has been cancelled."""
-        chunk_text = text_prep.phrases if request.separate_phrases else text_prep.split
-        chunks = chunk_text(request.text, self.config.chunk_chars)
+        chunks = chunk_texts(request, self.config.chunk_chars)
         model = self.model_for(request.model)
         request = request.with_defaults(dict(model.spec.defaults))
         conds = self.conditionals(model, request)
@@ -123,11 +126,8 @@ class Synthesizer:
 
     def _derive(self, model: LoadedModel, clip: bytes):
         wav = audio.decode(clip, model.sample_rate, max_seconds=self.config.max_reference_seconds)
-        check_reference(wav, model.sample_rate, self.minimum_reference_seconds(model))
+        check_reference(wav, model.sample_rate, model.spec.min_reference_seconds, model.spec.name)
         return model.conditionals(wav)
-
-    def minimum_reference_seconds(self, model: LoadedModel) -> float:
-        return 5.0 if model.spec.name == "chatterbox-turbo" else self.config.min_reference_seconds
 
 
 @dataclass
@@ -156,15 +156,3 @@ def batches(count: int, size: int) -> list[range]:
     """Chunk indices in T3 batches of up to `size`: the first chunk alone, so its audio comes soonest."""
     first = [range(0, 1)] if count else []
     return first + [range(start, min(count, start + size)) for start in range(1, count, size)]
-
-
-def check_reference(wav: np.ndarray, sample_rate: int, min_seconds: float) -> None:
-    """Refuse a reference clip that is too short or silent."""
-    seconds = len(wav) / sample_rate
-    if seconds < min_seconds:
-        raise InvalidAudio(
-            f"The reference clip is {seconds:.1f} s long; give at least {min_seconds:.0f} s of speech (5 to 10 s is best).",
-            "voice",
-        )
-    if float(np.max(np.abs(wav))) < SILENCE_PEAK:
-        raise InvalidAudio("The reference clip is silent; record or upload someone speaking.", "voice")

@@ -10,15 +10,7 @@ from typing import Mapping
 from .errors import InvalidRequest
 from .text import check_speakable, normalize
 
-MODELS = ("chatterbox", "chatterbox-multilingual", "chatterbox-turbo")
-
-LANGUAGES = {
-    "ar": "Arabic", "da": "Danish", "de": "German", "el": "Greek", "en": "English",
-    "es": "Spanish", "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi",
-    "it": "Italian", "ja": "Japanese", "ko": "Korean", "ms": "Malay", "nl": "Dutch",
-    "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ru": "Russian", "sv": "Swedish",
-    "sw": "Swahili", "tr": "Turkish", "zh": "Chinese",
-}
+from .models.variants import LANGUAGES, MODELS
 
 MAX_SEED = 2**32 - 1
 

@@ -116,7 +116,7 @@ def test_oversized_upload_is_413(library):
 
 
 def translate(library: VoiceLibrary, settings: Settings = Settings(), **body) -> SynthesisRequest:
-    return synthesis_request(SpeechRequest(**body), settings, library)
+    return synthesis_request(SpeechRequest(**body), settings, settings.composer(EngineConfig(), library))
 
 
 def test_openai_names_and_compatibility_readings(library):

@@ -4,6 +4,8 @@ import hashlib
 import subprocess
 import sys
 
+import app
+import cli
 from conftest import ROOT, studio_env
 from engine import audio
 
@@ -39,3 +41,8 @@ def test_bad_input_exits_with_a_clear_message(tiny_checkpoint, tmp_path):
     assert "cfg_weight is 3.0; it must be between 0.0 and 1.0" in run.stderr
     run = synth("Hello.", "--checkpoint-dir", tiny_checkpoint, "-o", "x.docx", cwd=tmp_path)
     assert run.returncode == 2 and "Cannot write '.docx'" in run.stderr
+
+
+def test_a_parameter_left_out_is_not_sent_so_the_voice_or_model_default_holds():
+    args = app.parse(["synth", "Hello.", "--temperature", "0.7"])
+    assert args.speed is None and cli.parameters_from(args) == {"temperature": 0.7}

@@ -14,7 +14,13 @@ import soundfile
 from conftest import ROOT, studio_env
 from dataset import DatasetRun, EngineSpeaker, HttpSpeaker, read_phrases
 from dataset.runner import check_clip
-from engine import InvalidRequest, Voice
+from engine import Ask, InvalidRequest
+from settings import Settings
+
+
+def speaker_of(engine, clip: bytes) -> EngineSpeaker:
+    """A speaker of `clip` through the engine in this process."""
+    return EngineSpeaker(engine, Settings().composer(engine.config, engine.library), Ask("", clip=clip))
 
 def wav_info(path: Path) -> tuple[int, int, str]:
     """(sample rate, channels, subtype) of a wav file."""
@@ -70,7 +76,7 @@ class FlakySpeaker:
 
 
 def test_five_phrases_make_a_piper_folder_and_resume_adds_only_what_is_missing(engine, reference_clip, tmp_path):
-    speaker = FlakySpeaker(EngineSpeaker(engine, Voice(clip=reference_clip)), PHRASES[1])
+    speaker = FlakySpeaker(speaker_of(engine, reference_clip), PHRASES[1])
     run = DatasetRun(tmp_path / "set", "anwar", 22050, seed=5)
     summary = run.run(speaker, PHRASES[:3])
     assert summary["failures"] == 0 and summary["items"] == 3
@@ -91,7 +97,7 @@ def test_in_process_phrases_share_requests_yet_keep_their_own_seeds(engine, refe
     monkeypatch.setattr("dataset.runner.PHRASES_PER_REQUEST", 4)
     phrases = [f"Phrase number {n}." for n in range(6)] + ["word " * 60 + "end."]
     run = DatasetRun(tmp_path / "set", "v", 22050, seed=9)
-    summary = run.run(EngineSpeaker(engine, Voice(clip=reference_clip)), phrases)
+    summary = run.run(speaker_of(engine, reference_clip), phrases)
     assert summary["items"] == 7 and summary["failures"] == 0
     assert [(r.seed, r.text.split("\n\n"), r.separate_phrases) for r in submitted] == [
         (9, phrases[0:4], True), (13, phrases[4:6], True), (15, [phrases[6]], False)]  # too long to share
@@ -108,7 +114,7 @@ def test_a_shared_phrase_that_fails_its_check_is_made_again_alone(engine, refere
         return keep(self, index, text, samples)
 
     monkeypatch.setattr(DatasetRun, "keep", refuse_once_double)
-    speaker = EngineSpeaker(engine, Voice(clip=reference_clip))
+    speaker = speaker_of(engine, reference_clip)
     summary = DatasetRun(tmp_path / "set", "v", 22050).run(speaker, ["Phrase one.", "Phrase two.", "Phrase three."])
     assert summary["items"] == 3 and summary["failures"] == 0 and refused == {"Phrase two.": 0}
 

@@ -176,3 +176,17 @@ def test_turbo_reports_the_parameters_it_ignores(engine):
     with pytest.raises(ModelUnavailable):
         job.result()
     assert engine.synthesize(SynthesisRequest("Back to English.", seed=10, max_tokens_per_chunk=3)).duration > 0
+
+
+def test_a_job_says_how_many_chunks_it_will_deliver_before_the_first(engine):
+    job = engine.submit(SynthesisRequest("First sentence here. And a second one.", seed=2, max_tokens_per_chunk=2))
+    assert job.chunks == 2
+    assert [chunk.total for chunk in job] == [job.chunks] * job.chunks
+
+
+def test_a_caller_holding_the_model_keeps_the_worker_off_it_until_done(engine):
+    with engine.using_model() as model:
+        job = engine.submit(SynthesisRequest("Held back.", seed=4, max_tokens_per_chunk=2))
+        time.sleep(1.0)
+        assert model.sample_rate == 24000 and job.stage == "queued"
+    assert job.result().duration > 0

@@ -4,11 +4,13 @@ import pytest
 import torch
 
 from engine import ModelUnavailable
-from engine.models import VARIANTS, _backbone_shape, _read_state, load, resolve_device
+from engine.models import VARIANTS, load, resolve_device
+from engine.models.loading import _backbone_shape
+from engine.models.weights import read_state
 
 
 def test_t3_depth_and_width_are_read_from_the_weights(tiny_checkpoint):
-    assert _backbone_shape(_read_state(tiny_checkpoint / "t3_cfg.safetensors")) == (2, 1024)
+    assert _backbone_shape(read_state(tiny_checkpoint / "t3_cfg.safetensors")) == (2, 1024)
 
 
 def test_tiny_checkpoint_loads_through_the_same_path_as_released_weights(tiny_checkpoint):

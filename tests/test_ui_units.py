@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -13,6 +14,7 @@ import pytest
 import soundfile as sf
 
 import app
+from api import exposure
 from engine import PARAMETER_RANGES, EngineConfig, InvalidRequest, NotFound, VoiceLibrary, presets
 from settings import Settings
 from tools import random_checkpoint
@@ -23,7 +25,7 @@ RATE = 24000
 
 
 def test_presets_round_trip_and_refuse_unknown_names(tmp_path):
-    assert presets.list_presets(app.Path(__file__).parent.parent / "presets")[:2] == ["calm", "dramatic"]
+    assert presets.list_presets(Path(__file__).parent.parent / "presets")[:2] == ["calm", "dramatic"]
     saved = presets.save_preset(tmp_path, "My Audiobook!", {"exaggeration": 0.4, "speed": 0.9})
     assert saved == "my-audiobook"
     assert presets.list_presets(tmp_path) == ["my-audiobook"]
@@ -87,7 +89,7 @@ def test_text_count_chunk_preview_and_limit(tmp_path):
     assert "over the limit" in h.text_info("x" * 101)[0]
     assert h.text_info("")[1] == "Nothing to say yet."
     with pytest.raises(gr.Error, match="limit is 100"), handlers.readable_errors():
-        h.request("x" * 101, None, None, {})
+        h.composer.compose(h.ask("x" * 101, None, None, (), None, None, None))
 
 
 def test_variant_controls_disable_what_the_variant_ignores(tmp_path):
@@ -135,16 +137,16 @@ def test_share_launches_with_share_true_a_generated_key_and_a_warning(monkeypatc
     assert launched["auth"]("anyone", key) and not launched["auth"]("anyone", "guess")
     assert launched["blocked_paths"] == [str(tmp_path / "voices")]
     assert "WARNING: the studio is exposed" in err and "An API key guards it" in err
-    assert app.exposure_warning(Settings()) is None
-    assert "0.0.0.0" in app.exposure_warning(Settings(host="0.0.0.0"))
+    assert exposure.exposure_warning(Settings()) is None
+    assert "0.0.0.0" in exposure.exposure_warning(Settings(host="0.0.0.0"))
 
 
 def test_an_exposed_studio_gets_a_key_unless_told_to_run_open():
-    assert app.with_key(Settings(host="0.0.0.0"))[1] and app.with_key(Settings(share=True))[0].api_key
-    assert app.with_key(Settings(host="0.0.0.0", open=True)) == (Settings(host="0.0.0.0", open=True), False)
-    assert app.with_key(Settings(host="0.0.0.0", api_key="mine"))[0].api_key == "mine"
-    assert app.with_key(Settings()) == (Settings(), False)
-    assert "auth" not in app.launch_options(Settings())
+    assert exposure.with_key(Settings(host="0.0.0.0"))[1] and exposure.with_key(Settings(share=True))[0].api_key
+    assert exposure.with_key(Settings(host="0.0.0.0", open=True)) == (Settings(host="0.0.0.0", open=True), False)
+    assert exposure.with_key(Settings(host="0.0.0.0", api_key="mine"))[0].api_key == "mine"
+    assert exposure.with_key(Settings()) == (Settings(), False)
+    assert "auth" not in exposure.launch_options(Settings())
 
 
 def test_a_space_binds_all_interfaces_on_7860(monkeypatch):

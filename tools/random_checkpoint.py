@@ -8,7 +8,6 @@ one (30 layers, the released architecture), both loaded through `--checkpoint-di
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import tempfile
@@ -83,9 +82,11 @@ def build(directory: Path, variant: str = "chatterbox", t3_layers: int = 2, t3_m
     import soundfile as sf
     import torch
 
+    from engine.models import VARIANTS
+
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = _BUILDERS[variant](directory, t3_layers, t3_mlp)
+    model = _BUILDERS[VARIANTS[variant].architecture](directory, t3_layers, t3_mlp)
     with tempfile.TemporaryDirectory() as tmp:
         reference = Path(tmp) / "reference.wav"
         sf.write(reference, synthetic_voice(voice_seconds), 24000)
@@ -98,15 +99,6 @@ def build(directory: Path, variant: str = "chatterbox", t3_layers: int = 2, t3_m
     return directory
 
 
-def _backbone(base: str, **sizes) -> str:
-    """The name of a copy of T3's backbone config `base` with other sizes, registered where T3 looks it up."""
-    from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
-
-    name = f"random_{base}_" + "_".join(f"{key}{value}" for key, value in sizes.items())
-    LLAMA_CONFIGS[name] = {**copy.deepcopy(LLAMA_CONFIGS[base]), **sizes}
-    return name
-
-
 def _english(directory: Path, t3_layers: int, t3_mlp: int):
     from safetensors.torch import save_file
     from chatterbox.models.s3gen import S3Gen
@@ -116,8 +108,10 @@ def _english(directory: Path, t3_layers: int, t3_mlp: int):
     from chatterbox.models.voice_encoder import VoiceEncoder
     from chatterbox.tts import ChatterboxTTS
 
+    from engine.models.upstream import derived_backbone
+
     hp = T3Config.english_only()
-    hp.llama_config_name = _backbone("Llama_520M", num_hidden_layers=t3_layers, intermediate_size=t3_mlp)
+    hp.llama_config_name = derived_backbone("Llama_520M", num_hidden_layers=t3_layers, intermediate_size=t3_mlp)
     t3, s3gen, ve = T3(hp).eval(), S3Gen().eval(), VoiceEncoder().eval()
     save_file(_contiguous(t3.state_dict()), directory / "t3_cfg.safetensors")
     save_file(_contiguous(s3gen.state_dict()), directory / "s3gen.safetensors")
@@ -136,9 +130,10 @@ def _multilingual(directory: Path, t3_layers: int, t3_mlp: int):
     from chatterbox.mtl_tts import SUPPORTED_LANGUAGES, ChatterboxMultilingualTTS
 
     from engine.models import multilingual_tokenizer
+    from engine.models.upstream import derived_backbone
 
     hp = T3Config.multilingual()
-    hp.llama_config_name = _backbone("Llama_520M", num_hidden_layers=t3_layers, intermediate_size=t3_mlp)
+    hp.llama_config_name = derived_backbone("Llama_520M", num_hidden_layers=t3_layers, intermediate_size=t3_mlp)
     t3, s3gen, ve = T3(hp).eval(), S3Gen().eval(), VoiceEncoder().eval()
     save_file(_contiguous(t3.state_dict()), directory / "t3_mtl23ls_v2.safetensors")
     torch.save(_contiguous(s3gen.state_dict()), directory / "s3gen.pt")
@@ -157,9 +152,10 @@ def _turbo(directory: Path, t3_layers: int, t3_mlp: int):
     from transformers import AutoTokenizer
 
     from engine.models import turbo_t3_config
+    from engine.models.upstream import derived_backbone
 
     hp = turbo_t3_config()
-    hp.llama_config_name = _backbone("GPT2_medium", n_layer=t3_layers)
+    hp.llama_config_name = derived_backbone("GPT2_medium", n_layer=t3_layers)
     t3, s3gen, ve = T3(hp).eval(), S3Gen(meanflow=True).eval(), VoiceEncoder().eval()
     save_file(_contiguous(t3.state_dict()), directory / "t3_turbo_v1.safetensors")
     save_file(_contiguous(s3gen.state_dict()), directory / "s3gen_meanflow.safetensors")
@@ -169,7 +165,7 @@ def _turbo(directory: Path, t3_layers: int, t3_mlp: int):
     return ChatterboxTurboTTS(t3, s3gen, ve, AutoTokenizer.from_pretrained(directory), "cpu")
 
 
-_BUILDERS = {"chatterbox": _english, "chatterbox-multilingual": _multilingual, "chatterbox-turbo": _turbo}
+_BUILDERS = {"english": _english, "multilingual": _multilingual, "turbo": _turbo}  # by the variant's architecture
 
 
 def _contiguous(state: dict) -> dict:
@@ -196,9 +192,11 @@ def cached(name: str, **build_args) -> Path:
 
 
 def main() -> None:
+    from engine.models import MODELS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path)
-    parser.add_argument("--variant", choices=sorted(_BUILDERS), default="chatterbox")
+    parser.add_argument("--variant", choices=MODELS, default="chatterbox")
     parser.add_argument("--layers", type=int, default=2, help="T3 transformer layers (30 is the released size)")
     parser.add_argument("--mlp", type=int, default=1024, help="T3 MLP width (4096 is the released size)")
     parser.add_argument("--seed", type=int, default=0)

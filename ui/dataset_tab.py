@@ -10,14 +10,14 @@ from pathlib import Path
 import gradio as gr
 
 from dataset import DatasetRun, EngineSpeaker, read_phrases
-from engine import Engine, EngineError, Voice
+from engine import Ask, Engine, EngineError, RequestComposer, Voice
 
 
 def _folder_name(label: str) -> str:
     return re.sub(r"[^\w.-]+", "_", label).strip("._") or "dataset"
 
 
-def build_dataset_tab(engine: Engine, datasets_dir: Path, voice_choices) -> None:
+def build_dataset_tab(engine: Engine, composer: RequestComposer, datasets_dir: Path, voice_choices) -> None:
     """Lay out the tab inside the current Blocks context; `voice_choices()` gives (label, id) pairs."""
 
     def library_only():
@@ -49,7 +49,7 @@ def build_dataset_tab(engine: Engine, datasets_dir: Path, voice_choices) -> None
                 raise gr.Error("Pick a library voice or give a reference clip.")
             try:
                 phrase_list = read_phrases(Path(phrase_file))
-                voice = Voice(library_id=voice_id) if voice_id else Voice.from_file(clip_path)
+                ask = Ask("", voice=voice_id) if voice_id else Ask("", clip=Voice.from_file(clip_path).clip)
             except EngineError as error:
                 raise gr.Error(error.message) from None
             out = datasets_dir / _folder_name(label)
@@ -58,7 +58,7 @@ def build_dataset_tab(engine: Engine, datasets_dir: Path, voice_choices) -> None
             run = DatasetRun(out, Path(voice_id).stem if voice_id else _folder_name(label), int(sample_rate))
             todo = run.pending(phrase_list.phrases)
             skipped = len(phrase_list.phrases) - len(todo)
-            speaker = EngineSpeaker(engine, voice)
+            speaker = EngineSpeaker(engine, composer, ask)
             seconds, started = 0.0, time.monotonic()
             progress((skipped, len(phrase_list.phrases)), desc="Speaking phrases", unit="phrase")
             for done, made in enumerate(run.made(speaker, todo), start=1):

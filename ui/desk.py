@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from engine import MODELS, PARAMETER_RANGES, Engine, audio
+from settings import Settings
 
 from .dataset_tab import build_dataset_tab
 from .handlers import (DOWNLOAD_FORMATS, LANGUAGE_CHOICES, PARAMS, SCRATCH_MAX_AGE_SECONDS, STREAMING, Handlers,
@@ -41,7 +42,7 @@ def _slider(name: str, **kwargs) -> gr.Slider:
     return gr.Slider(low, high, value=default, step=step, label=label, info=info, elem_id=f"slider-{name}", **kwargs)
 
 
-def build_desk(engine: Engine, settings) -> gr.Blocks:
+def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
     """The Blocks app: the desk, the API tab, and Gradio API endpoints /synthesize, /voices and /presets."""
     h = Handlers(engine, settings, settings.presets_dir)
     with gr.Blocks(title="Chatterbox Studio", delete_cache=(3600, SCRATCH_MAX_AGE_SECONDS)) as desk:
@@ -101,7 +102,7 @@ def build_desk(engine: Engine, settings) -> gr.Blocks:
                         take_file = gr.File(label="Download this take")
                         take_details = gr.Markdown()
                         load_take = gr.Button("↩ Load into the controls")
-        build_dataset_tab(engine, settings.data_dir / "datasets", h.voice_choices)
+        build_dataset_tab(engine, h.composer, settings.engine.data_dir / "datasets", h.voice_choices)
         with gr.Tab("API"):
             api_examples = gr.Markdown(elem_id="api-examples")
 

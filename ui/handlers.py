@@ -14,11 +14,11 @@ from typing import Iterator
 
 import gradio as gr
 
-from engine import (LANGUAGES, PARAMETER_RANGES, Engine, EngineError, InvalidRequest, Job, SynthesisRequest, Voice,
-                    audio, presets)
+from engine import LANGUAGES, PARAMETER_RANGES, Ask, Engine, EngineError, InvalidRequest, Job, Voice, audio, presets
 from engine.models import VARIANTS
 from engine.request import MAX_SEED
 from engine.text import split
+from settings import Settings
 
 from . import api_tab, history
 from .gpu import gpu
@@ -56,9 +56,10 @@ def random_seed() -> int:
 class Handlers:
     """Callbacks bound to one engine, its settings and the presets folder."""
 
-    def __init__(self, engine: Engine, settings, presets_dir: Path):
+    def __init__(self, engine: Engine, settings: Settings, presets_dir: Path):
         self.engine = engine
         self.settings = settings
+        self.composer = settings.composer(engine.config, engine.library)
         self.presets_dir = presets_dir
         self.takes_dir = Path(tempfile.mkdtemp(prefix="chatterbox-takes-"))  # takes and trimmed clips
         self.remove_takes = weakref.finalize(self, shutil.rmtree, self.takes_dir, ignore_errors=True)  # also at exit
@@ -101,7 +102,8 @@ class Handlers:
     def clip_report(self, clip: str | None) -> str:
         if not clip:
             return "No reference clip: the selected library voice, or the model's built-in voice, speaks."
-        return inspect_clip(clip, self.engine.config.min_reference_seconds).message()
+        spec = self.composer.default_model
+        return inspect_clip(clip, spec.min_reference_seconds, spec.name).message()
 
     def trim(self, clip: str | None) -> str:
         if not clip:
@@ -123,11 +125,9 @@ class Handlers:
         """Save the reference clip to the library under `name`, with the current slider settings."""
         if not clip:
             raise gr.Error("Record or upload a reference clip to save as a voice.")
-        report = inspect_clip(clip, self.engine.config.min_reference_seconds)
-        if not report.usable:
-            raise gr.Error(" ".join(report.problems))
         name = (name or "").strip() or Path(clip).stem
         with readable_errors():
+            self.composer.check_clip(Path(clip).read_bytes())
             voice = self.engine.library.add(Path(clip).name, Path(clip).read_bytes(), name=name,
                                             language=language or None, settings=dict(zip(PARAMS, values)))
         return self.refresh_voices(voice.id), f"Saved voice **{voice.name}** (id `{voice.id}`)."
@@ -180,9 +180,10 @@ class Handlers:
         spec = VARIANTS[model]
         updates = [gr.update(interactive=p not in spec.ignores) for p in PARAMS]
         note = f"{model} ignores {', '.join(spec.ignores)}." if spec.ignores else ""
-        if not spec.multilingual:
-            note = (note + " Language: English only (choose chatterbox-multilingual for others).").strip()
-        return [*updates, gr.update(interactive=spec.multilingual), note]
+        if not spec.takes_language_id:
+            others = ", ".join(other.name for other in VARIANTS.values() if other.takes_language_id)
+            note = (note + f" Language: {LANGUAGES[spec.languages[0]]} only (choose {others} for others).").strip()
+        return [*updates, gr.update(interactive=spec.takes_language_id), note]
 
     def variant_defaults(self, model: str) -> list:
         """The sliders whose default differs between variants, set to `model`'s; the others as they are."""
@@ -193,17 +194,12 @@ class Handlers:
 
     # Synthesis
 
-    def request(self, text: str, clip: str | None, voice_id: str | None, values: dict) -> SynthesisRequest:
-        """A SynthesisRequest from the desk's values; raises the engine's InvalidRequest when something is off."""
-        text = text or ""
-        if len(text) > self.settings.max_input_chars:
-            raise InvalidRequest(f"The text is {len(text)} characters; the limit is {self.settings.max_input_chars}.")
-        voice = Voice(library_id=voice_id) if voice_id else Voice.from_file(clip) if clip else Voice.builtin()
-        return SynthesisRequest(text, voice=voice, **values)
-
-    def _values(self, params: tuple, seed: float | None, language: str | None, model: str | None) -> dict:
-        return {**dict(zip(PARAMS, params)), "seed": seed_value(seed), "language": language or None,
-                "model": model or None}
+    def ask(self, text: str, clip: str | None, voice_id: str | None, params: tuple, seed: float | None,
+            language: str | None, model: str | None) -> Ask:
+        """What the desk's values ask for: a library voice, else the reference clip, else the built-in voice."""
+        clip_bytes = Voice.from_file(clip).clip if clip and not voice_id else None
+        return Ask(text or "", voice=voice_id or None, clip=clip_bytes, model=model or None, language=language or None,
+                   values={**dict(zip(PARAMS, params)), "seed": seed_value(seed)})
 
     def _write(self, clip: audio.AudioChunk, number: int, fmt: str) -> tuple[Path, Path]:
         """The take as a wav for the player and a file in the chosen format for download."""
@@ -225,10 +221,9 @@ class Handlers:
         session = request.session_hash if request else ""
         chunks: list[audio.AudioChunk] = []
         with readable_errors():
-            synthesis = self.request(text, clip, voice_id, self._values(params, seed, language, model))
-            total = len(split(synthesis.text, self.engine.config.chunk_chars))
+            synthesis = self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model))
             job = self.engine.submit(synthesis)
-            progress((0, total), desc="Synthesizing", unit="chunk")
+            progress((0, job.chunks), desc="Synthesizing", unit="chunk")
             self._jobs[session] = job
             try:
                 for chunk in job:
@@ -297,7 +292,7 @@ class Handlers:
         with readable_errors():
             if fmt not in audio.FORMATS:
                 raise InvalidRequest(f"Unknown output_format '{fmt}'; use one of {', '.join(audio.FORMATS)}.")
-            synthesis = self.request(text, reference, voice_id, self._values(params, seed, language, model))
+            synthesis = self.composer.compose(self.ask(text, reference, voice_id, params, seed, language, model))
             job = self.engine.submit(synthesis)
             whole = job.result()
         self.sweep_scratch()
