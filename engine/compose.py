@@ -100,8 +100,9 @@ class RequestComposer:
         except NotFound:
             if wanted.lower() in LANGUAGES:
                 return ResolvedVoice(Voice.builtin(), {}, wanted.lower())
-            raise NotFound(f"Unknown voice '{wanted}'; use a library voice id (GET /api/speakers), an OpenAI voice "
-                           f"name ({', '.join(OPENAI_VOICES)}) or a language code.", "voice") from None
+            raise NotFound(f"Unknown voice '{wanted}'. There is no library voice of that id (GET /api/speakers "
+                           f"lists them); use one, an OpenAI voice name ({', '.join(OPENAI_VOICES)}) or a language "
+                           f"code.", "voice") from None
         return ResolvedVoice(Voice(library_id=saved.id), saved.settings, saved.language)
 
     def language_for(self, ask: Ask, resolved: ResolvedVoice) -> str | None:
