@@ -42,7 +42,8 @@ def test_cuda_out_of_memory_double_fails_the_request_frees_the_cache_and_the_nex
     def cuda_out_of_memory_double(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (a test double)")
 
-    monkeypatch.setattr(engine.synthesizer.model, "vocode", cuda_out_of_memory_double)
+    with engine.using_model() as model:
+        monkeypatch.setattr(model, "vocode", cuda_out_of_memory_double)
     with pytest.raises(SynthesisFailed, match="ran out of memory"):
         engine.synthesize(tiny())
     assert len(engine.synthesizer.cache) == 0

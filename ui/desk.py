@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import gradio as gr
 
 from engine import MODELS, PARAMETER_RANGES, Engine, audio
@@ -150,7 +149,7 @@ def _api_endpoints(h: Handlers) -> None:
             gr.Textbox(label="text"),
             gr.Audio(type="filepath", label="reference"),
             gr.Textbox("", label="voice_id"),
-            *(gr.Number(PARAMETER_RANGES[name][2] if name == "speed" else None, label=name) for name in PARAMS),
+            *(gr.Number(None, label=name) for name in PARAMS),  # empty: the saved voice's, else the model's own
             gr.Number(-1, precision=0, label="seed"),
             gr.Textbox("", label="language"),
             gr.Textbox("", label="model"),
