@@ -69,10 +69,20 @@ class Job:
 
     def __iter__(self) -> Iterator[audio.AudioChunk]:
         """Chunks as the worker makes them; raises the request's error, if any. Leaving early cancels."""
+        yield from self.poll(None)  # with no timeout it never yields None
+
+    def poll(self, seconds: float | None) -> Iterator[audio.AudioChunk | None]:
+        """Chunks as the worker makes them, and None after each `seconds` without one, so that a caller waiting in
+        a thread it cannot interrupt (a UI event) gets a chance to stop; raises the request's error, if any.
+        Closing it before the end cancels the job."""
         finished = False
         try:
             while True:
-                event = self._events.get()
+                try:
+                    event = self._events.get(timeout=seconds)
+                except queue.Empty:
+                    yield None
+                    continue
                 if event is _DONE:
                     finished = True
                     return

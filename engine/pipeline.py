@@ -55,11 +55,18 @@ class Synthesizer:
             acceleration = accelerated(spec, self.acceleration)
             self.status(f"Loading {spec.name} on {self.device} ({acceleration.describe()})…")
             self.model = load(spec, directory, self.device, acceleration)
-        except ModelUnavailable as error:
-            self.status(f"Could not load {spec.name}: {error.message} The next request tries again.")
+        except ModelUnavailable as error:  # the person who asked hears why; the status tells what is loaded
+            log.warning("Could not load %s: %s", spec.name, error.message)
+            self.status(self.loaded_state())
             raise
-        self.status(f"{spec.name} ready on {self.device}.")
+        self.status(self.loaded_state())
         return self.model
+
+    def loaded_state(self) -> str:
+        """The status line for the model that is actually loaded."""
+        if self.model is None:
+            return "No model is loaded; the next request loads one."
+        return f"{self.model.spec.name} ready on {self.device}."
 
     def same_model(self, request: SynthesisRequest, synthesis: "Synthesis") -> bool:
         """Whether `request` runs on the model `synthesis` runs on."""

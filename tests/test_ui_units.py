@@ -15,7 +15,7 @@ import soundfile as sf
 
 import app
 from api import exposure
-from engine import PARAMETER_RANGES, EngineConfig, InvalidRequest, NotFound, VoiceLibrary, presets
+from engine import PARAMETER_RANGES, EngineConfig, InvalidRequest, NotFound, VoiceLibrary, audio, presets
 from settings import Settings
 from tools import random_checkpoint
 from engine.models import VARIANTS
@@ -174,10 +174,37 @@ def test_generate_streams_chunks_then_finishes_the_take(engine, tmp_path, monkey
     monkeypatch.setattr(handlers, "STREAMING", True)
     h = handlers.Handlers(engine, Settings(), tmp_path)
     defaults = [PARAMETER_RANGES[p][2] for p in handlers.PARAMS]
-    steps = list(h.generate("One. Two.", None, "", "flac", *defaults, 5, "", "", [], None))
+    steps = [step for step in h.generate("One. Two.", None, "", "flac", *defaults, 5, "", "", [], None)
+             if step != handlers.STILL_WORKING]
     streamed, final = steps[:-1], steps[-1]
     assert len(streamed) == 2 and all(isinstance(s[0], tuple) and s[0][0] == 24000 for s in streamed)
     player, download, note, takes, pick = final
     assert download.endswith(".flac") and "Seed used: **5**" in note and "built-in voice" in note
     assert takes[0].values["seed"] == 5 and pick["value"] == takes[0].number
     assert h.load_take(takes, takes[0].number)[0] == "One. Two."
+
+
+def test_a_take_closed_midway_cancels_its_job_and_stop_keeps_the_chunks_made(engine, tmp_path):
+    """Gradio closes a take's generator on Stop, a closed tab or a reload: the job ends within a heartbeat."""
+    h = handlers.Handlers(engine, Settings(), tmp_path)
+    defaults = [PARAMETER_RANGES[p][2] for p in handlers.PARAMS]
+    text = " ".join(f"Sentence number {n} is long enough to be a chunk of its own, since it runs on and on with "
+                    f"more words than one chunk of two hundred and fifty characters could hold beside another "
+                    f"sentence as long as it is." for n in range(6))
+    visitor = SimpleNamespace(session_hash="stopper")
+    take = h.generate(text, None, "", "wav", *defaults, 3, "", "", [], visitor)
+    cancelled_before = engine.status()["cancelled_jobs"]
+    for step in take:
+        assert step == handlers.STILL_WORKING  # no ffmpeg here: nothing streams, the take only waits
+        if h.in_progress["stopper"].chunks:
+            break
+    total = h.in_progress["stopper"].job.chunks
+    take.close()
+    deadline = time.monotonic() + 10
+    while engine.status()["busy"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not engine.status()["busy"] and engine.status()["cancelled_jobs"] == cancelled_before + 1
+    player, download, note, takes, pick = h.stop([], visitor)
+    assert total == 6 and note.startswith("Seed used: **3**") and "Stopped after 1 of 6 chunks" in note
+    assert audio.decode(Path(player).read_bytes()).size > 0 and takes[0].number == pick["value"]
+    assert h.stop([], visitor)[2] == "Stopped."

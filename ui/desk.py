@@ -122,11 +122,12 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
         model.change(h.variant_controls, model, [*params, language, variant_note], **PRIVATE)
         model.input(h.variant_defaults, model, params, **PRIVATE)
 
+        take_outputs = [output, download, seed_note, takes, pick]
         synthesis = gr.on([generate.click], h.generate,
-                          [text, reference, voice, fmt, *params, seed, language, model, takes],
-                          [output, download, seed_note, takes, pick], concurrency_id="synthesis", **PRIVATE)
+                          [text, reference, voice, fmt, *params, seed, language, model, takes], take_outputs,
+                          concurrency_id="synthesis", show_progress_on=[output], **PRIVATE)
         synthesis.then(h.engine_status, None, engine_status, show_progress="hidden", **PRIVATE)
-        stop.click(h.stop, None, seed_note, cancels=[synthesis], queue=False, **PRIVATE)
+        stop.click(h.stop, [takes], take_outputs, cancels=[synthesis], queue=False, **PRIVATE)
         pick.change(h.show_take, [takes, pick], [take_audio, take_file, take_details], **PRIVATE)
         load_take.click(h.load_take, [takes, pick], [text, reference, voice, *params, seed, language, model],
                         **PRIVATE)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import shutil
 import tempfile
 import time
 import weakref
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import gradio as gr
 
-from engine import LANGUAGES, PARAMETER_RANGES, Ask, Engine, EngineError, InvalidRequest, Job, Voice, audio, presets
+from engine import (LANGUAGES, PARAMETER_RANGES, Ask, Engine, EngineError, InvalidRequest, Job, SynthesisRequest, Voice,
+                    audio, presets)
 from engine.models import VARIANTS
 from engine.request import MAX_SEED
 from engine.text import split
@@ -28,15 +31,34 @@ from .reference import inspect_clip, trim_clip
 PARAMS = tuple(PARAMETER_RANGES)
 DOWNLOAD_FORMATS = ("mp3", "wav", "flac", "opus", "aac")
 STREAMING = bool(shutil.which("ffmpeg") and shutil.which("ffprobe"))
+HEARTBEAT_SECONDS = 0.5  # how often a take waiting for audio gives Gradio a chance to stop it
+RUNS_KEPT = 32  # sessions whose latest take Stop can still find
+STILL_WORKING = (gr.skip(),) * 5  # what a take yields while it waits: nothing changes on the page
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
 def readable_errors() -> Iterator[None]:
-    """Engine errors become gr.Error with the engine's message: a readable notice, never a stack trace."""
+    """Engine errors become gr.Error with the engine's message: a readable notice for the person, one log line for
+    the console, never a stack trace."""
     try:
         yield
     except EngineError as error:
-        raise gr.Error(error.message) from None
+        log.info("Refused (%s): %s", error.code, error.message)
+        raise gr.Error(error.message, print_exception=False) from None
+
+
+@dataclass
+class TakeInProgress:
+    """A take being made: what was asked, its job, and the chunks made so far."""
+
+    synthesis: SynthesisRequest
+    job: Job
+    fmt: str
+    voice_label: str
+    clip: str | None
+    chunks: list[audio.AudioChunk] = field(default_factory=list)
 
 
 # Takes, trimmed clips and API results older than this leave the desk's scratch folder (and Gradio's cache), so a
@@ -63,7 +85,7 @@ class Handlers:
         self.presets_dir = presets_dir
         self.takes_dir = Path(tempfile.mkdtemp(prefix="chatterbox-takes-"))  # takes and trimmed clips
         self.remove_takes = weakref.finalize(self, shutil.rmtree, self.takes_dir, ignore_errors=True)  # also at exit
-        self._jobs: dict[str, Job] = {}
+        self.in_progress: dict[str, TakeInProgress] = {}  # each session's latest take, for what Stop keeps of it
         self._numbers = itertools.count(1)
 
     def sweep_scratch(self) -> None:
@@ -216,43 +238,76 @@ class Handlers:
                  exaggeration: float, cfg_weight: float, temperature: float, top_p: float, min_p: float,
                  repetition_penalty: float, speed: float, seed: float | None, language: str | None, model: str | None,
                  takes: list[Take], request: gr.Request, progress=gr.Progress()):
-        """Synthesize chunk by chunk with a progress bar; streams to the player where ffmpeg allows."""
+        """Synthesize chunk by chunk with a progress bar; streams to the player where ffmpeg allows. Stop, a closed
+        tab or a reload closes this generator at its next yield (one comes every HEARTBEAT_SECONDS), which cancels
+        the job."""
         params = (exaggeration, cfg_weight, temperature, top_p, min_p, repetition_penalty, speed)
-        session = request.session_hash if request else ""
-        chunks: list[audio.AudioChunk] = []
         with readable_errors():
             synthesis = self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model))
             job = self.engine.submit(synthesis)
-            progress((0, job.chunks), desc="Synthesizing", unit="chunk")
-            self._jobs[session] = job
-            try:
-                for chunk in job:
-                    chunks.append(chunk)
-                    progress((chunk.index + 1, chunk.total), desc="Synthesizing", unit="chunk")
-                    if STREAMING:
-                        yield (chunk.sample_rate, chunk.samples), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            finally:
-                self._jobs.pop(session, None)
-            whole = audio.join(chunks)
+        run = TakeInProgress(synthesis, job, fmt, self._voice_label(synthesis, voice_id), clip)
+        session = request.session_hash if request else ""
+        self._remember(session, run)
+        with readable_errors(), closing(job.poll(HEARTBEAT_SECONDS)) as made:
+            for chunk in made:
+                if chunk is None:
+                    progress((len(run.chunks), job.chunks), desc=self._stage(job), unit="chunk")
+                    yield STILL_WORKING
+                    continue
+                run.chunks.append(chunk)
+                progress((len(run.chunks), job.chunks), desc="Synthesizing", unit="chunk")
+                if STREAMING:
+                    yield (chunk.sample_rate, chunk.samples), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        self.in_progress.pop(session, None)
+        yield self._finish(run, takes)
+
+    def _remember(self, session: str, run: "TakeInProgress") -> None:
+        """Keep the session's latest take for Stop; a stopped tab that never asks is forgotten after RUNS_KEPT."""
+        self.in_progress.pop(session, None)
+        self.in_progress[session] = run
+        while len(self.in_progress) > RUNS_KEPT:
+            self.in_progress.pop(next(iter(self.in_progress)))
+
+    def _stage(self, job: Job) -> str:
+        """What a take waits for before its first chunk: its turn, the model, or the model's work."""
+        if job.stage == "queued":
+            return "Waiting for the requests ahead"
+        return "Synthesizing" if self.engine.status()["model"] else "Loading the model"
+
+    def _voice_label(self, synthesis: SynthesisRequest, voice_id: str | None) -> str:
+        """The voice as a person reads it: a library voice by its name."""
+        if not voice_id:
+            return synthesis.voice.describe()
+        with readable_errors():
+            return f"library voice '{self.engine.library.get(voice_id).name}'"
+
+    def _finish(self, run: "TakeInProgress", takes: list[Take], stopped: bool = False) -> tuple:
+        """The take (whole, or the chunks made before Stop) written, added to the history and shown."""
+        whole = audio.join(run.chunks)
         number = next(self._numbers)
-        player, download = self._write(whole, number, fmt)
-        voice_label = f"library voice '{voice_id}'" if voice_id else synthesis.voice.describe()
-        note = (f"Seed used: **{job.seed}** · {voice_label} · {whole.duration:.1f} s of audio "
-                f"in {len(chunks)} chunk(s)")
+        player, download = self._write(whole, number, run.fmt)
+        job, synthesis = run.job, run.synthesis
+        made = (f"Stopped after {len(run.chunks)} of {job.chunks} chunks; this partial take was kept"
+                if stopped else f"{len(run.chunks)} chunk(s)")
+        note = f"Seed used: **{job.seed}** · {run.voice_label} · {whole.duration:.1f} s of audio · {made}"
         if job.ignored_parameters:
             note += f" · the model ignored {', '.join(job.ignored_parameters)}"
-        take = Take(number, synthesis.text, voice_label,
-                    voice_id or None, None if voice_id else clip, {**synthesis.parameters(), "seed": job.seed},
-                    str(player), str(download))
+        voice_id = synthesis.voice.library_id
+        take = Take(number, synthesis.text, run.voice_label, voice_id, None if voice_id else run.clip,
+                    {**synthesis.parameters(), "seed": job.seed}, str(player), str(download))
         takes = history.add(takes, take)
-        yield (gr.skip() if STREAMING else str(player), str(download), note, takes,
-               gr.update(choices=history.choices(takes), value=number))
+        return (gr.skip() if STREAMING and not stopped else str(player), str(download), note, takes,
+                gr.update(choices=history.choices(takes), value=number))
 
-    def stop(self, request: gr.Request) -> str:
-        job = self._jobs.get(request.session_hash if request else "")
-        if job is not None:
-            job.cancel()
-        return "Stopped."
+    def stop(self, takes: list[Take], request: gr.Request) -> tuple:
+        """Say what Stop kept: nothing, or the chunks made so far as a partial take. (The take's job itself is
+        cancelled by Gradio closing its generator.)"""
+        run = self.in_progress.pop(request.session_hash if request else "", None)
+        if run is None or run.job.stage == "done" and len(run.chunks) == run.job.chunks:
+            return gr.skip(), gr.skip(), "Stopped.", gr.skip(), gr.skip()
+        if not run.chunks:
+            return None, None, "Stopped before any audio was made: nothing was kept.", gr.skip(), gr.skip()
+        return self._finish(run, takes, stopped=True)
 
     # History
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import warnings
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 def install() -> None:
     """Apply the global changes to upstream; calling it again changes nothing."""
     quiet_sampling_bars()
+    quiet_perceiver_deprecation()
     offline_cangjie_converter()
     register_alignment_attention()
 
@@ -46,6 +48,14 @@ def quiet_sampling_bars() -> None:
     from tqdm import tqdm
 
     t3_module.tqdm = partial(tqdm, disable=True)
+
+
+# chatterbox-tts 0.1.7 on torch 2.6: the perceiver enters `torch.backends.cuda.sdp_kernel`, deprecated, on every
+# request, which printed a FutureWarning to the console per synthesis.
+def quiet_perceiver_deprecation() -> None:
+    """Hide torch's deprecation notice for the perceiver's attention context (the call still works as it did)."""
+    warnings.filterwarnings("ignore", message=r".*torch\.backends\.cuda\.sdp_kernel\(\) is deprecated",
+                            category=FutureWarning)
 
 
 # chatterbox-tts 0.1.7: the Chinese converter downloads its table and its segmenter's model; the studio loads offline.
