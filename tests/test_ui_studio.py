@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 import re
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ def test_a_person_clones_a_voice_saves_it_and_uses_it(studio, reference_clip, tm
         expect(page.locator("#voice-select input")).to_have_value("Test Voice (my-voice.mp3)")
         page.focus("#studio-text textarea")
         page.keyboard.press("Control+Enter")
-        expect(page.locator("#seed-note p")).to_contain_text("library voice 'my-voice.mp3'",
+        expect(page.locator("#seed-note p")).to_contain_text("library voice 'Test Voice'",
                                                              timeout=SYNTHESIS_TIMEOUT_MS)
 
         page.get_by_role("tab", name="API").click()
@@ -104,3 +105,53 @@ def test_the_dataset_tab_turns_a_phrase_file_and_a_clip_into_a_zip(studio, refer
         page.click("#dataset-start")
         expect(page.locator("#dataset-status")).to_contain_text("Done: 2 items", timeout=SYNTHESIS_TIMEOUT_MS)
         expect(page.locator("#dataset-zip a")).to_have_attribute("href", re.compile(r"/browser-set\.zip$"))
+
+
+LONG_TEXT = " ".join(f"Sentence number {n} is long enough to be a chunk of its own, since it runs on and on with more "
+                     f"words than one chunk of two hundred and fifty characters could hold beside another sentence as "
+                     f"long as it is." for n in range(6))
+
+
+def health(studio: str) -> dict:
+    return requests.get(f"{studio}/health", timeout=10).json()
+
+
+def wait_until_idle(studio: str, seconds: float) -> dict:
+    """/health once the engine runs nothing, or as it is after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (status := health(studio))["busy"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return status
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
+def test_stop_midway_frees_the_engine_at_once_and_keeps_the_chunks_made(studio):
+    from playwright.sync_api import expect
+
+    with desk_page(studio) as page:
+        cancelled = health(studio)["cancelled_jobs"]
+        page.fill("#studio-text textarea", LONG_TEXT)
+        page.click("#generate-button")
+        expect(page.locator("#output-audio")).to_contain_text("1/6", timeout=SYNTHESIS_TIMEOUT_MS)
+        page.click("#stop-button")
+        status = wait_until_idle(studio, 5)
+        assert not status["busy"] and status["cancelled_jobs"] == cancelled + 1
+        expect(page.locator("#seed-note p")).to_contain_text("Stopped after 1 of 6 chunks")
+        expect(page.locator("#output-audio audio[src]")).to_have_count(1)
+        page.fill("#studio-text textarea", "And now a short one.")
+        page.click("#generate-button")
+        expect(page.locator("#seed-note p")).to_contain_text("1 chunk(s)", timeout=SYNTHESIS_TIMEOUT_MS)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
+def test_closing_the_page_midway_frees_the_engine(studio):
+    from playwright.sync_api import expect
+
+    with desk_page(studio) as page:
+        cancelled = health(studio)["cancelled_jobs"]
+        page.fill("#studio-text textarea", LONG_TEXT)
+        page.click("#generate-button")
+        expect(page.locator("#output-audio")).to_contain_text("1/6", timeout=SYNTHESIS_TIMEOUT_MS)
+        page.close()
+        status = wait_until_idle(studio, 5)
+    assert not status["busy"] and status["cancelled_jobs"] == cancelled + 1
