@@ -15,7 +15,7 @@ from typing import Iterator, Protocol
 import numpy as np
 import soundfile as sf
 
-from engine import Ask, Engine, EngineError, RequestComposer, SynthesisRequest, audio
+from engine import Ask, Cancelled, Engine, EngineError, Job, RequestComposer, SynthesisRequest, audio
 from engine.text import has_words
 
 RETRIES = 2
@@ -32,17 +32,19 @@ class Speaker(Protocol):
 @dataclass
 class EngineSpeaker:
     """Speaks through the engine in this process, each phrase asked as `ask` asks (its text aside): the voice's
-    conditionals are derived once."""
+    conditionals are derived once. `stop()` cancels the request in flight and refuses the next."""
 
     engine: Engine
     composer: RequestComposer
     ask: Ask
+    _job: Job | None = field(default=None, init=False, repr=False)
+    _stopped: bool = field(default=False, init=False, repr=False)
 
     def request(self, text: str, seed: int) -> SynthesisRequest:
         return self.composer.compose(replace(self.ask, text=text, values={**self.ask.values, "seed": seed}))
 
     def speak(self, text: str, seed: int) -> np.ndarray:
-        return self.engine.synthesize(self.request(text, seed)).samples
+        return self._submit(self.request(text, seed)).result().samples
 
     def can_share_a_request(self, text: str) -> bool:
         return has_words(text) and len(text) <= self.engine.config.chunk_chars
@@ -52,8 +54,22 @@ class EngineSpeaker:
         decodes and vocodes them in groups, which is several times faster than one request each. (Each phrase is
         at most a chunk long, so their sum may pass the input limit a single text has.)"""
         together = replace(self.request(texts[0], first_seed), text="\n\n".join(texts), separate_phrases=True)
-        for chunk in self.engine.submit(together):
+        for chunk in self._submit(together):
             yield chunk.samples
+
+    def stop(self) -> None:
+        """Cancel the request in flight (the engine ends it within a token) and refuse any other."""
+        self._stopped = True
+        if self._job is not None:
+            self._job.cancel()
+
+    def _submit(self, request: SynthesisRequest) -> Job:
+        if self._stopped:
+            raise Cancelled("The dataset was stopped.")
+        self._job = self.engine.submit(request)
+        if self._stopped:  # stopped while it was being queued
+            self._job.cancel()
+        return self._job
 
 
 @dataclass
@@ -164,6 +180,8 @@ class DatasetRun:
         for attempt in range(RETRIES + 1):
             try:
                 samples = speaker.speak(text, self.seed + index + attempt * 100_000)
+            except Cancelled:
+                raise
             except (EngineError, RuntimeError, OSError) as error:
                 reason = getattr(error, "message", str(error))
                 continue
@@ -232,6 +250,8 @@ class DatasetRun:
                 if reason is None:
                     stored.add(index)
                     yield seconds
+        except Cancelled:
+            raise
         except (EngineError, RuntimeError, OSError):
             pass
         for index, text in group:

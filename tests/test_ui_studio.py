@@ -155,3 +155,25 @@ def test_closing_the_page_midway_frees_the_engine(studio):
         page.close()
         status = wait_until_idle(studio, 5)
     assert not status["busy"] and status["cancelled_jobs"] == cancelled + 1
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
+def test_dataset_stop_frees_the_engine_and_says_what_was_kept(studio, reference_clip, tmp_path):
+    from playwright.sync_api import expect
+
+    (tmp_path / "voice.mp3").write_bytes(reference_clip)
+    (tmp_path / "phrases.txt").write_text("".join(f"Phrase number {n}.\n" for n in range(12)), encoding="utf-8")
+    with desk_page(studio) as page:
+        cancelled = health(studio)["cancelled_jobs"]
+        page.get_by_role("tab", name="Dataset").click()
+        page.set_input_files("#dataset-phrases input[type=file]", str(tmp_path / "phrases.txt"))
+        page.set_input_files("#dataset-clip input[type=file]", str(tmp_path / "voice.mp3"))
+        page.fill("#dataset-name textarea", "stopped-set")
+        page.click("#dataset-start")
+        expect(page.locator("#dataset-status")).to_contain_text("1 of 12 phrases", timeout=SYNTHESIS_TIMEOUT_MS)
+        page.click("#dataset-stop")
+        expect(page.locator("#dataset-status")).to_contain_text("Stopped: ")
+        expect(page.locator("#dataset-status")).to_contain_text("phrases are kept. Start again to resume.")
+        expect(page.locator("#dataset-zip a")).to_have_count(0)
+        status = wait_until_idle(studio, 5)
+        assert not status["busy"] and status["cancelled_jobs"] == cancelled + 1

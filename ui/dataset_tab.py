@@ -2,19 +2,58 @@
 
 from __future__ import annotations
 
+import queue
 import re
 import shutil
+import threading
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import Callable, Iterator
 
 import gradio as gr
 
 from dataset import DatasetRun, EngineSpeaker, read_phrases
-from engine import Ask, Engine, EngineError, RequestComposer, Voice
+from engine import Ask, Cancelled, Engine, RequestComposer, Voice
+
+from .handlers import HEARTBEAT_SECONDS, readable_errors
+
+_END = object()
 
 
 def _folder_name(label: str) -> str:
     return re.sub(r"[^\w.-]+", "_", label).strip("._") or "dataset"
+
+
+def _in_background(items: Callable[[], Iterator[float]]) -> Iterator[float | None]:
+    """The items of `items()`, made in a thread of its own, and None after each HEARTBEAT_SECONDS without one, so
+    that Gradio can close the event iterating this (Stop, a closed tab) at its next yield. Closing this stops
+    waiting; the speaker's own stop() ends the work."""
+    made: queue.Queue = queue.Queue()
+
+    def produce() -> None:
+        try:
+            for item in items():
+                made.put(item)
+        except Cancelled:
+            pass
+        except BaseException as error:  # handed to the event, which shows it
+            made.put(error)
+        finally:
+            made.put(_END)
+
+    threading.Thread(target=produce, name="dataset-tab", daemon=True).start()
+    while True:
+        try:
+            item = made.get(timeout=HEARTBEAT_SECONDS)
+        except queue.Empty:
+            yield None
+            continue
+        if item is _END:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def build_dataset_tab(engine: Engine, composer: RequestComposer, datasets_dir: Path, voice_choices) -> None:
@@ -38,7 +77,7 @@ def build_dataset_tab(engine: Engine, composer: RequestComposer, datasets_dir: P
             resume = gr.Checkbox(value=True, label="Resume what this dataset already holds")
         with gr.Row():
             start = gr.Button("Start", variant="primary", elem_id="dataset-start")
-            stop = gr.Button("Stop", variant="stop")
+            stop = gr.Button("Stop", variant="stop", elem_id="dataset-stop")
         status = gr.Markdown(elem_id="dataset-status")
         archive = gr.File(label="Download", interactive=False, elem_id="dataset-zip")
 
@@ -47,31 +86,45 @@ def build_dataset_tab(engine: Engine, composer: RequestComposer, datasets_dir: P
                 raise gr.Error("Upload a phrase file first.")
             if not (voice_id or clip_path):
                 raise gr.Error("Pick a library voice or give a reference clip.")
-            try:
+            with readable_errors():
                 phrase_list = read_phrases(Path(phrase_file))
                 ask = Ask("", voice=voice_id) if voice_id else Ask("", clip=Voice.from_file(clip_path).clip)
-            except EngineError as error:
-                raise gr.Error(error.message) from None
+                speaker = EngineSpeaker(engine, composer, ask)
+                asked = speaker.request(phrase_list.phrases[0], 0)
+                voice_name = _folder_name(engine.library.get(voice_id).name if voice_id else label)
             out = datasets_dir / _folder_name(label)
             if out.exists() and not keep:
                 shutil.rmtree(out)
-            run = DatasetRun(out, Path(voice_id).stem if voice_id else _folder_name(label), int(sample_rate))
+            run = DatasetRun(out, voice_name, int(sample_rate))
             todo = run.pending(phrase_list.phrases)
-            skipped = len(phrase_list.phrases) - len(todo)
-            speaker = EngineSpeaker(engine, composer, ask)
-            seconds, started = 0.0, time.monotonic()
-            progress((skipped, len(phrase_list.phrases)), desc="Speaking phrases", unit="phrase")
-            for done, made in enumerate(run.made(speaker, todo), start=1):
-                seconds += made
-                progress((skipped + done, len(phrase_list.phrases)), desc="Speaking phrases", unit="phrase")
-                yield f"{skipped + done} of {len(phrase_list.phrases)} phrases; {len(run.failures())} failed.", None
+            skipped, total = len(phrase_list.phrases) - len(todo), len(phrase_list.phrases)
+            seconds, done, started = 0.0, skipped, time.monotonic()
+            progress((done, total), desc="Speaking phrases", unit="phrase")
+            try:
+                with readable_errors(), closing(_in_background(lambda: run.made(speaker, todo))) as made:
+                    for item in made:
+                        if item is None:
+                            yield gr.skip(), gr.skip()
+                            continue
+                        seconds, done = seconds + item, done + 1
+                        progress((done, total), desc="Speaking phrases", unit="phrase")
+                        yield f"{done} of {total} phrases; {len(run.failures())} failed.", None
+            finally:
+                speaker.stop()  # on Stop or a closed tab, the request in flight ends within a token
             summary = run.summary(skipped, seconds)
-            run.describe(summary, source="studio", seconds_taken=round(time.monotonic() - started, 1))
+            run.describe(summary, source="studio", model=asked.model or engine.config.model,
+                         parameters=asked.parameters(), seconds_taken=round(time.monotonic() - started, 1))
             zipped = shutil.make_archive(str(out), "zip", root_dir=out)
             yield (f"Done: {summary['items']} items, {summary['total_audio_seconds']} s of audio, "
                    f"{summary['failures']} failed."), zipped
 
+        def stopped(label):
+            """What Stop kept: the phrases already in the folder (Start again resumes from there)."""
+            out = datasets_dir / _folder_name(label)
+            kept = len(DatasetRun(out, "").done()) if out.exists() else 0
+            return f"Stopped: {kept} phrases are kept. Start again to resume.", None
+
         event = start.click(generate, [phrases, library_voice, clip, name, rate, resume], [status, archive],
                             concurrency_limit=1, api_visibility="private")  # one build at a time: folders are shared
-        stop.click(None, cancels=[event], api_visibility="private")
+        stop.click(stopped, name, [status, archive], cancels=[event], queue=False, api_visibility="private")
         tab.select(library_only, None, library_voice, api_visibility="private")
