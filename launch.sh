@@ -24,7 +24,11 @@ find_python() {
 
 # install REQUIREMENT_FILE...: pip-install the files unless this exact set was installed before.
 install() {
-  local stamp="$VENV/.installed-$(cat "$@" | sha256sum | cut -c1-16)"
+  # The stamp names the files' sha256, as `cat FILES | sha256sum` would, but hashed by the venv's Python:
+  # a Mac has no sha256sum. Assigned apart from `local`, so that a failing hash stops the launcher.
+  local hash stamp
+  hash=$("$VENV/bin/python" -c 'import hashlib, pathlib, sys; h = hashlib.sha256(); [h.update(pathlib.Path(f).read_bytes()) for f in sys.argv[1:]]; print(h.hexdigest()[:16])' "$@")
+  stamp="$VENV/.installed-$hash"
   [ -f "$stamp" ] && return 0
   echo "Installing $* into $VENV (the first time takes a few minutes and about 6 GB)..."
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q --upgrade pip
@@ -51,6 +55,7 @@ case "${1:-}" in
     shift
     setup requirements-test.txt
     if [ -x tools/install_test_browser.sh ]; then tools/install_test_browser.sh; fi
+    if [ -x tools/install_test_wine.sh ]; then tools/install_test_wine.sh; fi
     exec "$VENV/bin/python" -m pytest tests "$@" ;;
   bench)
     shift
