@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 
 
 def chunk_texts(request: SynthesisRequest, chunk_chars: int) -> list[text_prep.TextChunk]:
-    """The request's text as the chunks the model speaks one by one."""
+    """The request's text as the chunks the model speaks one by one, cut by the sentence rules of its language."""
     chunk_text = text_prep.phrases if request.separate_phrases else text_prep.split
-    return chunk_text(request.text, chunk_chars)
+    return chunk_text(request.text, chunk_chars, request.language)
 
 
 class Synthesizer:

@@ -1,36 +1,87 @@
-"""Text preparation: clean up what users paste, then split long text into chunks the model handles well."""
+"""Text preparation: clean up what users paste, find its sentences, and pack them into chunks the model handles well.
+
+Sentences come from sentencex (rules for about 300 languages), in the request's language. The chunks never drop or
+change a character of the cleaned-up text (see `normalize` for the only changes the studio makes): each chunk's text
+is a stretch of it, and the chunks' texts with the whitespace between them (`TextChunk.gap`) give it back whole.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import sentencex
 
 from .errors import InvalidRequest
 
-SENTENCE_END = re.compile(r"(?<=[.!?。！？…])[\"'”’)\]]*\s+|(?<=[。！？])")
-CLAUSE_END = re.compile(r"(?<=[,;:，、；：—])\s*")
+LINE_END = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+CLAUSE_END = re.compile(r"[,;:،؛][\"'”’»)\]]*\s|—\s?|[，、；：]")
+LIST_NUMBER_OR_SHORT_ABBREVIATION = re.compile(r"\(?(?:\d{1,3}|[^\W\d_][^\s\d.]?)[.)]")
+LOWERCASE_ABBREVIATION_END = re.compile(r"(?:^|\s)((?:[^\W\d_]{1,4}\.)+)$")
 
 SENTENCE_PAUSE = 0.3
 PARAGRAPH_PAUSE = 0.6
 CLAUSE_PAUSE = 0.15
+DEFAULT_LANGUAGE = "en"
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence, or a part of a long one cut at a clause or between words; the whitespace that follows it in the
+    text ("", " " or a paragraph break), and the silence that follows it where a chunk ends with it."""
+
+    text: str
+    gap: str
+    pause_after: float
 
 
 @dataclass(frozen=True)
 class TextChunk:
-    """One piece of text for one model call, and the silence that follows it."""
+    """One piece of text for one model call: the sentences it is made of, in the text's order."""
 
-    text: str
-    pause_after: float
+    sentences: tuple[Sentence, ...]
+
+    @property
+    def text(self) -> str:
+        """What the model speaks: the sentences as they stand in the text."""
+        return "".join(s.text + s.gap for s in self.sentences[:-1]) + self.sentences[-1].text
+
+    @property
+    def gap(self) -> str:
+        """The whitespace between this chunk and the next in the text."""
+        return self.sentences[-1].gap
+
+    @property
+    def pause_after(self) -> float:
+        """The silence after this chunk: a clause's, a sentence's or a paragraph's, none after the last."""
+        return self.sentences[-1].pause_after
 
 
 def normalize(text: str) -> str:
-    """NFC, no control characters, single spaces; paragraph breaks kept as blank lines."""
-    text = unicodedata.normalize("NFC", text)
-    text = "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
-    paragraphs = [" ".join(p.split()) for p in PARAGRAPH_BREAK.split(text.replace("\r", ""))]
-    return "\n\n".join(p for p in paragraphs if p)
+    """The text with the only clean-up the studio does before speaking it:
+
+    - Unicode format characters (category Cf: zero-width spaces and joiners, soft hyphens, direction marks, byte
+      order marks) are removed; other control characters, lone surrogates, private-use and unassigned code points
+      become spaces;
+    - a blank line (two line ends, any of \\r\\n, \\r, \\n, \\v, \\f, U+001C to U+001E, U+0085, U+2028, U+2029, with
+      only whitespace between) is a paragraph break, written as exactly one blank line; empty paragraphs are dropped,
+      and the text starts and ends with no whitespace;
+    - inside a paragraph, every run of whitespace (line ends and tabs too) becomes one space, and none starts or
+      ends a paragraph;
+    - last, Unicode NFC (a letter and its accent as one code point, where Unicode has one).
+    """
+    text = "".join(_cleaned_character(ch) for ch in LINE_END.sub("\n", text))
+    paragraphs = [" ".join(paragraph.split()) for paragraph in PARAGRAPH_BREAK.split(text)]
+    return unicodedata.normalize("NFC", "\n\n".join(p for p in paragraphs if p))
+
+
+def _cleaned_character(ch: str) -> str:
+    category = unicodedata.category(ch)
+    if category == "Cf":
+        return ""
+    return " " if category[0] == "C" and ch != "\n" else ch
 
 
 def has_words(text: str) -> bool:
@@ -49,28 +100,27 @@ def check_speakable(text: str) -> None:
         )
 
 
-def split(text: str, max_chars: int = 250) -> list[TextChunk]:
-    """Chunks of at most `max_chars`, cut at sentence ends where possible, then at clauses, then at words.
+def split(text: str, max_chars: int = 250, language: str | None = None) -> list[TextChunk]:
+    """The cleaned-up text as chunks of whole sentences, at most `max_chars` each, never across a paragraph break.
 
-    The first sentence is a chunk of its own, so streamed audio can start early.
+    A sentence longer than a chunk is cut after a clause, else between words, else (text without spaces) anywhere
+    but inside a letter and its marks. The first sentence is a chunk of its own, so streamed audio can start early.
+    A run with no letter or digit (`* * *`, an emoji) goes with the sentence before it (the first one: after it),
+    even past `max_chars`, so that every chunk has words to speak.
     """
     text = normalize(text)
     check_speakable(text)
-    chunks: list[TextChunk] = []
-    for paragraph in text.split("\n\n"):
-        pieces = _pieces(paragraph, max_chars)
-        packed = _pack(pieces, max_chars, first_alone=not chunks)
-        chunks.extend(packed)
-        chunks[-1] = TextChunk(chunks[-1].text, PARAGRAPH_PAUSE)
-    chunks[-1] = TextChunk(chunks[-1].text, 0.0)
-    return [c for c in chunks if has_words(c.text)]
+    pieces = [part for sentence in _sentences(text, language) for part in _cut_long(sentence, max_chars)]
+    return _pack(_with_words(pieces), max_chars)
 
 
-def phrases(text: str, max_chars: int = 250) -> list[TextChunk]:
+def phrases(text: str, max_chars: int = 250, language: str | None = None) -> list[TextChunk]:
     """Each paragraph as one chunk with no pause after it, for texts whose paragraphs are separate utterances."""
     text = normalize(text)
     check_speakable(text)
-    chunks = [TextChunk(paragraph, 0.0) for paragraph in text.split("\n\n")]
+    paragraphs = text.split("\n\n")
+    chunks = [TextChunk(_paragraph_sentences(paragraph, language, _gap_after(number, paragraphs), 0.0))
+              for number, paragraph in enumerate(paragraphs, 1)]
     for number, chunk in enumerate(chunks, 1):
         if not has_words(chunk.text):
             raise InvalidRequest(f"Phrase {number} has no letters or digits to speak; remove it or add words.", "input")
@@ -80,46 +130,122 @@ def phrases(text: str, max_chars: int = 250) -> list[TextChunk]:
     return chunks
 
 
-def _pieces(paragraph: str, max_chars: int) -> list[TextChunk]:
-    """Sentences (and parts of overlong sentences) each with the pause that follows it."""
-    pieces = []
-    for sentence in filter(None, (s.strip() for s in SENTENCE_END.split(paragraph))):
-        if len(sentence) <= max_chars:
-            pieces.append(TextChunk(sentence, SENTENCE_PAUSE))
-            continue
-        parts = _split_long(sentence, max_chars)
-        pieces.extend(TextChunk(p, CLAUSE_PAUSE) for p in parts[:-1])
-        pieces.append(TextChunk(parts[-1], SENTENCE_PAUSE))
-    return pieces
+def _sentences(text: str, language: str | None) -> list[Sentence]:
+    """The sentences of cleaned-up text, paragraph by paragraph; a paragraph's last one has the paragraph pause,
+    the text's last one none."""
+    paragraphs = text.split("\n\n")
+    sentences: list[Sentence] = []
+    for number, paragraph in enumerate(paragraphs, 1):
+        pause = 0.0 if number == len(paragraphs) else PARAGRAPH_PAUSE
+        sentences.extend(_paragraph_sentences(paragraph, language, _gap_after(number, paragraphs), pause))
+    return sentences
 
 
-def _split_long(sentence: str, max_chars: int) -> list[str]:
-    clauses = [c for c in CLAUSE_END.split(sentence) if c.strip()]
-    parts: list[str] = []
-    for clause in clauses:
-        words = clause.split(" ") if " " in clause.strip() else [clause[i:i + max_chars] for i in range(0, len(clause), max_chars)]
-        parts.extend(_greedy(words, max_chars, " " if " " in clause.strip() else ""))
-    return _greedy(parts, max_chars, " ")
+def _gap_after(number: int, paragraphs: list[str]) -> str:
+    return "" if number == len(paragraphs) else "\n\n"
 
 
-def _greedy(words: list[str], max_chars: int, joiner: str) -> list[str]:
-    out: list[str] = []
-    for word in (w.strip() for w in words):
-        if not word:
-            continue
-        if out and len(out[-1]) + len(joiner) + len(word) <= max_chars:
-            out[-1] = out[-1] + joiner + word
+def _paragraph_sentences(paragraph: str, language: str | None, gap: str, pause: float) -> tuple[Sentence, ...]:
+    """The paragraph's sentences as sentencex finds them, less the cuts it makes inside one (`_continues`)."""
+    sentences: list[Sentence] = []
+    for sentence in _library_sentences(paragraph, language):
+        if sentences and _continues(sentences[-1], sentence):
+            sentences[-1] = _joined(sentences[-1], sentence)
         else:
-            out.extend(word[i:i + max_chars] for i in range(0, len(word), max_chars))
-    return out
+            sentences.append(sentence)
+    sentences[-1] = replace(sentences[-1], gap=gap, pause_after=pause)
+    return tuple(sentences)
 
 
-def _pack(pieces: list[TextChunk], max_chars: int, first_alone: bool) -> list[TextChunk]:
-    packed: list[TextChunk] = []
+def _library_sentences(paragraph: str, language: str | None) -> list[Sentence]:
+    """The paragraph cut where sentencex ends a sentence; the whitespace at a cut goes with the sentence before."""
+    code = (language or DEFAULT_LANGUAGE).lower()
+    cuts = {_past_whitespace(paragraph, b["end_index"]) for b in sentencex.get_sentence_boundaries(code, paragraph)}
+    edges = sorted({0, len(paragraph)} | {cut for cut in cuts if 0 < cut < len(paragraph)})
+    pieces = [paragraph[start:end] for start, end in zip(edges, edges[1:])]
+    return [Sentence(piece.rstrip(), piece[len(piece.rstrip()):], SENTENCE_PAUSE) for piece in pieces]
+
+
+def _past_whitespace(text: str, index: int) -> int:
+    while index < len(text) and text[index].isspace():
+        index += 1
+    return index
+
+
+def _continues(before: Sentence, after: Sentence) -> bool:
+    """Whether a cut between two pieces falls inside one sentence: after a list number or a one- or two-letter
+    abbreviation standing alone (`1.`, `a)`, `Dr.` before a name sentencex takes for a new sentence), or before a
+    lowercase word or a number (not a list number) after a short lowercase abbreviation (`ca. 200 kr. per natt`,
+    `т. е. учебники`)."""
+    if _is_label(before):
+        return True
+    abbreviation = LOWERCASE_ABBREVIATION_END.search(before.text)
+    first = after.text[:1]
+    continued = first.islower() or (first.isdigit() and not _is_label(after))
+    return bool(abbreviation) and abbreviation.group(1).islower() and continued
+
+
+def _is_label(sentence: Sentence) -> bool:
+    """Whether the piece is only a list number or a one- or two-letter abbreviation: `1.`, `a)`, `Dr.`, `M.`."""
+    return bool(LIST_NUMBER_OR_SHORT_ABBREVIATION.fullmatch(sentence.text))
+
+
+def _joined(first: Sentence, second: Sentence) -> Sentence:
+    """Two neighbouring pieces of text as one, with the whitespace that was between them."""
+    return Sentence(first.text + first.gap + second.text, second.gap, second.pause_after)
+
+
+def _cut_long(sentence: Sentence, max_chars: int) -> list[Sentence]:
+    """A sentence longer than `max_chars` as parts that fit, each but the last followed by a clause's pause."""
+    parts: list[Sentence] = []
+    rest = sentence.text
+    while len(rest) > max_chars:
+        cut = _past_whitespace(rest, _cut_point(rest, max_chars))
+        part = rest[:cut].rstrip()
+        parts.append(Sentence(part, rest[len(part):cut], CLAUSE_PAUSE))
+        rest = rest[cut:]
+    parts.append(replace(sentence, text=rest))
+    return parts
+
+
+def _cut_point(text: str, max_chars: int) -> int:
+    """Where to cut `text` so the part before has at most `max_chars` characters: after the last clause that fits,
+    else after the last space that fits, else at `max_chars`, moved back to keep a letter with its marks."""
+    head = text[:max_chars + 1]
+    clause_ends = [m.end() for m in CLAUSE_END.finditer(head) if 0 < len(head[:m.end()].rstrip()) <= max_chars]
+    if clause_ends:
+        return clause_ends[-1]
+    space = head.rfind(" ")
+    if space > 0:
+        return space + 1
+    cut = max_chars
+    while cut > 1 and unicodedata.category(text[cut])[0] == "M":
+        cut -= 1
+    return cut
+
+
+def _with_words(pieces: list[Sentence]) -> list[Sentence]:
+    """The pieces, each one without a letter or digit joined to the piece before it (the first: to the one after)."""
+    joined: list[Sentence] = []
     for piece in pieces:
-        can_join = packed and not (first_alone and len(packed) == 1) and packed[-1].pause_after >= SENTENCE_PAUSE
-        if can_join and len(packed[-1].text) + 1 + len(piece.text) <= max_chars:
-            packed[-1] = TextChunk(packed[-1].text + " " + piece.text, piece.pause_after)
+        if joined and (not has_words(piece.text) or not has_words(joined[-1].text)):
+            joined[-1] = _joined(joined[-1], piece)
         else:
-            packed.append(piece)
-    return packed
+            joined.append(piece)
+    return joined
+
+
+def _pack(pieces: list[Sentence], max_chars: int) -> list[TextChunk]:
+    """Pieces packed in order into chunks of at most `max_chars`: a piece joins the chunk before when that chunk ends
+    a sentence inside a paragraph and is not the first chunk, and the two fit."""
+    chunks: list[list[Sentence]] = []
+    length = 0  # of the last chunk, with the whitespace after it
+    for piece in pieces:
+        fits = length + len(piece.text) <= max_chars
+        if len(chunks) > 1 and chunks[-1][-1].pause_after == SENTENCE_PAUSE and fits:
+            chunks[-1].append(piece)
+        else:
+            chunks.append([piece])
+            length = 0
+        length += len(piece.text) + len(piece.gap)
+    return [TextChunk(tuple(sentences)) for sentences in chunks]

@@ -177,3 +177,41 @@ def test_dataset_stop_frees_the_engine_and_says_what_was_kept(studio, reference_
         expect(page.locator("#dataset-zip a")).to_have_count(0)
         status = wait_until_idle(studio, 5)
         assert not status["busy"] and status["cancelled_jobs"] == cancelled + 1
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
+def test_an_input_error_shows_at_the_text_and_leaves_the_last_take_alone(studio):
+    from playwright.sync_api import expect
+
+    with desk_page(studio) as page:
+        page.fill("#studio-text textarea", "Hello there.")
+        page.click("#generate-button")
+        expect(page.locator("#seed-note p")).to_contain_text("1 chunk(s)", timeout=SYNTHESIS_TIMEOUT_MS)
+        note = page.locator("#seed-note p").inner_text()
+        page.fill("#studio-text textarea", "   ")
+        page.click("#generate-button")
+        expect(page.locator("#studio-text")).to_contain_text("The text is empty; type something to say.")
+        expect(page.locator("#seed-note p")).to_have_text(note)
+        expect(page.locator("#output-audio audio[src]")).to_have_count(1)
+        expect(page.get_by_text("Error", exact=True)).to_have_count(0)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
+def test_a_failed_model_switch_is_told_to_the_asker_and_the_header_tells_the_loaded_model(studio):
+    from playwright.sync_api import expect
+
+    with desk_page(studio) as page:
+        page.get_by_text("Advanced").click()
+        page.click("#model-select input")
+        page.get_by_role("option", name="chatterbox-turbo").click()
+        page.fill("#studio-text textarea", "Hello there.")
+        page.click("#generate-button")
+        expect(page.get_by_text("has no chatterbox-turbo weights").first).to_be_visible(timeout=60_000)
+        expect(page.locator("#engine-status")).not_to_contain_text("Could not load")
+        page.click("#model-select input")
+        page.get_by_role("option", name="chatterbox", exact=True).click()
+        page.click("#generate-button")
+        expect(page.locator("#seed-note p")).to_contain_text("1 chunk(s)", timeout=SYNTHESIS_TIMEOUT_MS)
+        expect(page.locator("#engine-status")).to_contain_text("chatterbox ready on cpu")
+    with desk_page(studio) as another_visitor:
+        expect(another_visitor.locator("#engine-status")).not_to_contain_text("Could not load")

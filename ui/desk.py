@@ -81,7 +81,8 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
                             seed = gr.Number(-1, precision=0, label="Seed (-1: a new one each run)", minimum=-1)
                             dice = gr.Button("Randomize", size="sm")
                         language = gr.Dropdown(LANGUAGE_CHOICES, value="", label="Language (multilingual model)")
-                        model = gr.Dropdown(list(MODELS), value=engine.config.model, label="Model variant")
+                        model = gr.Dropdown(list(MODELS), value=engine.config.model, label="Model variant",
+                                            elem_id="model-select")
                         variant_note = gr.Markdown()
                         with gr.Row():
                             preset_name = gr.Textbox(label="Preset name", placeholder="e.g. my-audiobook")
@@ -125,7 +126,7 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
         take_outputs = [output, download, seed_note, takes, pick]
         synthesis = gr.on([generate.click], h.generate,
                           [text, reference, voice, fmt, *params, seed, language, model, takes], take_outputs,
-                          concurrency_id="synthesis", show_progress_on=[output], **PRIVATE)
+                          concurrency_id="synthesis", show_progress_on=[output], validator=h.check_take, **PRIVATE)
         synthesis.then(h.engine_status, None, engine_status, show_progress="hidden", **PRIVATE)
         stop.click(h.stop, [takes], take_outputs, cancels=[synthesis], queue=False, **PRIVATE)
         pick.change(h.show_take, [takes, pick], [take_audio, take_file, take_details], **PRIVATE)

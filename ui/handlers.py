@@ -233,6 +233,26 @@ class Handlers:
             download.write_bytes(audio.encode(clip.samples, clip.sample_rate, fmt))
         return player, download
 
+    def check_take(self, text: str, clip: str | None, voice_id: str | None, fmt: str, *values) -> list[dict]:
+        """Gradio's validator before a take, with the take's inputs: the composer's refusal is shown at the control
+        it concerns and the event does not start, so no error badge covers the last take."""
+        params, (seed, language, model) = values[:len(PARAMS)], values[len(PARAMS):len(PARAMS) + 3]  # then takes
+        wrong, message = -1, ""
+        try:
+            self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model))
+        except EngineError as error:
+            log.info("Refused (%s): %s", error.code, error.message)
+            wrong, message = self._input_of(error.param, voice_id), error.message
+        checks = [gr.validate(index != wrong, message if index == wrong else "") for index in range(3 + len(values))]
+        return [*checks, values[-1]]  # Gradio stores what a validator returns for a state: the history, unchanged
+
+    @staticmethod
+    def _input_of(param: str | None, voice_id: str | None) -> int:
+        """The position, among a take's inputs, of the control a refused parameter comes from."""
+        named = {"voice": 2 if voice_id else 1, "seed": 4 + len(PARAMS), "language": 5 + len(PARAMS),
+                 "model": 6 + len(PARAMS), **{name: 4 + index for index, name in enumerate(PARAMS)}}
+        return named.get(param, 0)
+
     @gpu
     def generate(self, text: str, clip: str | None, voice_id: str | None, fmt: str,
                  exaggeration: float, cfg_weight: float, temperature: float, top_p: float, min_p: float,
