@@ -97,9 +97,9 @@ def decode(data: bytes, sample_rate: int = MODEL_SAMPLE_RATE, max_seconds: float
                     pieces.append(out.to_ndarray().reshape(-1))
     except InvalidAudio:
         raise
-    except (av.FFmpegError, ValueError, IndexError) as error:
+    except (av.FFmpegError, ValueError, IndexError):
         raise InvalidAudio(
-            f"Could not read the audio ({error.__class__.__name__}); give a wav, mp3, flac, ogg, m4a or webm clip.",
+            "Could not read this file as audio; give a wav, mp3, flac, ogg, m4a or webm clip.",
             "voice",
         ) from None
     samples = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)

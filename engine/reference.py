@@ -34,8 +34,8 @@ class ReferenceReport:
 
     def message(self) -> str:
         """The report as the desk shows it, a paragraph a line."""
-        head = f"Reference: {self.seconds:.1f} s, about {self.speech_seconds:.1f} s of sound."
-        lines = [head, *(f"⚠ {p}" for p in self.problems), *(f"Tip: {h}" for h in self.hints)]
+        head = [f"Reference: {self.seconds:.1f} s, about {self.speech_seconds:.1f} s of sound."] if self.seconds else []
+        lines = [*head, *(f"⚠ {p}" for p in self.problems), *(f"Tip: {h}" for h in self.hints)]
         if self.usable and not self.hints:
             lines.append("✓ A good length for cloning.")
         return "\n\n".join(lines)

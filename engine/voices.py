@@ -92,6 +92,17 @@ class VoiceLibrary:
         except FileNotFoundError:
             raise NotFound(f"There is no library voice '{voice_id}'; it was just deleted.", "voice") from None
 
+    def with_clip(self, clip: bytes) -> SavedVoice | None:
+        """The saved voice whose clip is exactly `clip`, if there is one."""
+        key = clip_key(clip)
+        for voice in self.list():
+            try:
+                if clip_key((self.directory / voice.id).read_bytes()) == key:
+                    return voice
+            except FileNotFoundError:  # deleted meanwhile
+                continue
+        return None
+
     def add(self, filename: str, clip: bytes, name: str | None = None, language: str | None = None,
             settings: dict | None = None, ttl_seconds: float | None = None) -> SavedVoice:
         """Save a clip under a unique id made from `filename`; the voice appears whole or not at all."""

@@ -98,7 +98,7 @@ def test_variant_controls_disable_what_the_variant_ignores(tmp_path):
     interactive = {p: u["interactive"] for p, u in zip(handlers.PARAMS, sliders)}
     assert interactive == {"exaggeration": False, "cfg_weight": False, "temperature": True, "top_p": True,
                            "min_p": False, "repetition_penalty": True, "speed": True}
-    assert language["interactive"] is False and "ignores cfg_weight" in note
+    assert language["interactive"] is False and "ignores CFG weight / pace" in note  # the sliders' own labels
     assert h.variant_controls("chatterbox-multilingual")[-2]["interactive"] is True
 
 
@@ -168,6 +168,20 @@ def test_library_voice_save_rename_delete(tmp_path, reference_clip):
     assert h.delete_voice("ana.mp3")[0]["value"] == "" and h.engine.library.list() == []
     with pytest.raises(gr.Error, match="no library voice"):
         h.delete_voice("ana.mp3")
+
+
+def test_a_clip_saved_twice_is_chosen_not_copied_and_delete_names_the_voice(tmp_path, reference_clip):
+    h = _handlers(tmp_path)
+    h.engine.library = VoiceLibrary(tmp_path / "voices")
+    clip = tmp_path / "ref.mp3"
+    clip.write_bytes(reference_clip)
+    values = [0.5, 0.5, 0.8, 1.0, 0.05, 1.2, 1.0]
+    h.save_voice(str(clip), "Narrator One", "", *values)
+    dropdown, note = h.save_voice(str(clip), "Narrator Two", "", *values)
+    assert dropdown["value"] == "ref.mp3" and "saved already, as **Narrator One**" in note
+    assert [v.name for v in h.engine.library.list()] == ["Narrator One"]
+    assert h.delete_voice(None)[1] == "Nothing was deleted."  # the person said no to the confirmation
+    assert h.delete_voice("ref.mp3")[1] == "Deleted **Narrator One**."
 
 
 def test_generate_streams_chunks_then_finishes_the_take(engine, tmp_path, monkeypatch):

@@ -8,20 +8,13 @@ from engine import MODELS, PARAMETER_RANGES, Engine, audio
 from settings import Settings
 
 from .dataset_tab import build_dataset_tab
-from .handlers import (DOWNLOAD_FORMATS, LANGUAGE_CHOICES, PARAMS, SCRATCH_MAX_AGE_SECONDS, STREAMING, Handlers,
-                       random_seed)
+from .handlers import (DOWNLOAD_FORMATS, LABELS, LANGUAGE_CHOICES, PARAMS, SCRATCH_MAX_AGE_SECONDS, STREAMING,
+                       Handlers, random_seed)
 
 PRIVATE = {"api_visibility": "private"}
 
-LABELS = {
-    "exaggeration": ("Exaggeration", "Emotion and intensity: 0.5 is neutral, higher is more dramatic.", 0.05),
-    "cfg_weight": ("CFG weight / pace", "Closeness to the reference; lower is slower, more deliberate.", 0.05),
-    "temperature": ("Temperature", "Randomness of the delivery.", 0.05),
-    "top_p": ("Top p", "Nucleus sampling; 1.0 turns it off.", 0.01),
-    "min_p": ("Min p", "Drops unlikely tokens; 0 turns it off.", 0.01),
-    "repetition_penalty": ("Repetition penalty", "Discourages stuck, repeated sounds.", 0.05),
-    "speed": ("Speed", "Playback speed after synthesis (pitch kept).", 0.05),
-}
+CONFIRM_DELETE_JS = """(voice) => (voice && !confirm("Delete this saved voice for good? Its clip leaves the library."))
+  ? null : voice"""
 
 CTRL_ENTER_JS = """() => {
   if (window.__studioKeys) return;
@@ -72,8 +65,18 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
                             rename_voice = gr.Button("Rename")
                             delete_voice = gr.Button("Delete", variant="stop")
                         library_note = gr.Markdown(elem_id="library-note")
-                with gr.Column(scale=2):
-                    preset = gr.Dropdown(h.preset_choices(), value=None, label="Preset", elem_id="preset")
+                with gr.Column(scale=2):  # Generate first: beside the text on a wide screen, after the voice on a phone
+                    with gr.Row():
+                        generate = gr.Button("▶ Generate", variant="primary", elem_id="generate-button")
+                        stop = gr.Button("■ Stop", variant="stop", elem_id="stop-button")
+                    output = gr.Audio(label="Output", type="filepath", interactive=False, streaming=STREAMING,
+                                      autoplay=STREAMING, elem_id="output-audio")
+                    download = gr.File(label="Download", elem_id="download")
+                    seed_note = gr.Markdown(elem_id="seed-note")
+                    fmt = gr.Radio(list(DOWNLOAD_FORMATS), value="mp3", label="Download format")
+                    preset_choices = h.preset_choices()
+                    preset = gr.Dropdown(preset_choices, value="neutral" if "neutral" in preset_choices else None,
+                                         label="Preset", elem_id="preset")
                     sliders = {name: _slider(name) for name in PARAMS[:2]}
                     with gr.Accordion("Advanced", open=False):
                         sliders.update({name: _slider(name) for name in PARAMS[2:]})
@@ -88,14 +91,6 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
                             preset_name = gr.Textbox(label="Preset name", placeholder="e.g. my-audiobook")
                             save_preset = gr.Button("Save current settings as preset", size="sm")
                         preset_note = gr.Markdown()
-                    fmt = gr.Radio(list(DOWNLOAD_FORMATS), value="mp3", label="Download format")
-                    with gr.Row():
-                        generate = gr.Button("▶ Generate", variant="primary", elem_id="generate-button")
-                        stop = gr.Button("■ Stop", variant="stop", elem_id="stop-button")
-                    output = gr.Audio(label="Output", type="filepath", interactive=False, streaming=STREAMING,
-                                      autoplay=STREAMING, elem_id="output-audio")
-                    download = gr.File(label="Download", elem_id="download")
-                    seed_note = gr.Markdown(elem_id="seed-note")
                     with gr.Accordion("History of this session", open=False):
                         pick = gr.Dropdown([], value=None, label="Take", elem_id="history-pick")
                         take_audio = gr.Audio(type="filepath", interactive=False, label="Replay")
@@ -115,9 +110,11 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
         trim.click(h.trim, reference, reference, **PRIVATE)
         save_voice.click(h.save_voice, [reference, voice_name, language, *params], [voice, library_note], **PRIVATE)
         rename_voice.click(h.rename_voice, [voice, voice_name], [voice, library_note], **PRIVATE)
-        delete_voice.click(h.delete_voice, voice, [voice, library_note], **PRIVATE)
+        delete_voice.click(h.delete_voice, voice, [voice, library_note], js=CONFIRM_DELETE_JS, **PRIVATE)
         voice.input(h.voice_settings, voice, params, **PRIVATE)
         preset.input(h.apply_preset, preset, [*params, seed], **PRIVATE)
+        gr.on([slider.input for slider in params], lambda: None, None, preset, queue=False,
+              show_progress="hidden", **PRIVATE)  # moved by hand: no longer the preset's values
         save_preset.click(h.save_preset, [preset_name, *params], [preset, preset_note], **PRIVATE)
         dice.click(random_seed, None, seed, **PRIVATE)
         model.change(h.variant_controls, model, [*params, language, variant_note], **PRIVATE)

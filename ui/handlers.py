@@ -29,6 +29,15 @@ from .history import Take
 from .reference import inspect_clip, trim_clip
 
 PARAMS = tuple(PARAMETER_RANGES)
+LABELS = {  # each parameter's slider: label, help, step
+    "exaggeration": ("Exaggeration", "Emotion and intensity: 0.5 is neutral, higher is more dramatic.", 0.05),
+    "cfg_weight": ("CFG weight / pace", "Closeness to the reference; lower is slower, more deliberate.", 0.05),
+    "temperature": ("Temperature", "Randomness of the delivery.", 0.05),
+    "top_p": ("Top p", "Nucleus sampling; 1.0 turns it off.", 0.01),
+    "min_p": ("Min p", "Drops unlikely tokens; 0 turns it off.", 0.01),
+    "repetition_penalty": ("Repetition penalty", "Discourages stuck, repeated sounds.", 0.05),
+    "speed": ("Speed", "Playback speed after synthesis (pitch kept).", 0.05),
+}
 DOWNLOAD_FORMATS = ("mp3", "wav", "flac", "opus", "aac")
 STREAMING = bool(shutil.which("ffmpeg") and shutil.which("ffprobe"))
 HEARTBEAT_SECONDS = 0.5  # how often a take waiting for audio gives Gradio a chance to stop it
@@ -149,7 +158,10 @@ class Handlers:
             raise gr.Error("Record or upload a reference clip to save as a voice.")
         name = (name or "").strip() or Path(clip).stem
         with readable_errors():
-            self.composer.check_clip(Path(clip).read_bytes())
+            clip_bytes = Path(clip).read_bytes()
+            if saved := self.engine.library.with_clip(clip_bytes):
+                return self.refresh_voices(saved.id), f"This clip is saved already, as **{saved.name}**: chosen."
+            self.composer.check_clip(clip_bytes)
             voice = self.engine.library.add(Path(clip).name, Path(clip).read_bytes(), name=name,
                                             language=language or None, settings=dict(zip(PARAMS, values)))
         return self.refresh_voices(voice.id), f"Saved voice **{voice.name}** (id `{voice.id}`)."
@@ -163,12 +175,16 @@ class Handlers:
             voice = self.engine.library.update(voice_id, name=name)
         return self.refresh_voices(voice.id), f"Renamed to **{voice.name}**."
 
-    def delete_voice(self, voice_id: str) -> tuple[dict, str]:
+    def delete_voice(self, voice_id: str | None) -> tuple[dict, str]:
+        """Delete the chosen voice; None: the person said no when the page asked to confirm."""
+        if voice_id is None:
+            return gr.skip(), "Nothing was deleted."
         if not voice_id:
             raise gr.Error("Choose a saved voice to delete.")
         with readable_errors():
+            name = self.engine.library.get(voice_id).name
             self.engine.library.delete(voice_id)
-        return self.refresh_voices(""), f"Deleted `{voice_id}`."
+        return self.refresh_voices(""), f"Deleted **{name}**."
 
     def voice_settings(self, voice_id: str) -> list:
         """A chosen library voice's saved settings, applied to the sliders (unchanged where it has none)."""
@@ -201,7 +217,7 @@ class Handlers:
         """Sliders the variant ignores are disabled; language is enabled only where the variant speaks it."""
         spec = VARIANTS[model]
         updates = [gr.update(interactive=p not in spec.ignores) for p in PARAMS]
-        note = f"{model} ignores {', '.join(spec.ignores)}." if spec.ignores else ""
+        note = f"{model} ignores {', '.join(LABELS[p][0] for p in spec.ignores)}." if spec.ignores else ""
         if not spec.takes_language_id:
             others = ", ".join(other.name for other in VARIANTS.values() if other.takes_language_id)
             note = (note + f" Language: {LANGUAGES[spec.languages[0]]} only (choose {others} for others).").strip()
