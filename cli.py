@@ -72,7 +72,7 @@ def build_engine(settings: Settings) -> Engine:
 
 def composer_for(engine: Engine, settings: Settings) -> RequestComposer:
     """The terminal's composer: the studio's presets, and no input limit (a chapter is fine here)."""
-    return RequestComposer(engine.config, engine.library, settings.presets_dir)
+    return RequestComposer(engine.config, engine.library, settings.presets(engine.config))
 
 
 def ask_from(args: argparse.Namespace, text: str) -> Ask:

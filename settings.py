@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from engine import MODELS, PRECISIONS, EngineConfig, RequestComposer, VoiceLibrary
+from engine.presets import PresetShelf
 
 ENV_PREFIX = "CHATTERBOX_"
 ENGINE_FIELDS = frozenset(f.name for f in fields(EngineConfig))
@@ -43,10 +44,15 @@ class Settings:
         """OpenAI voice names (alloy, nova, ...) the user mapped to library voice ids."""
         return dict(self.voice_aliases)
 
+    def presets(self, config: EngineConfig | None = None) -> PresetShelf:
+        """The shipped presets (--presets-dir) and a person's own, saved in the data folder of `config` (this
+        studio's engine config when None)."""
+        return PresetShelf((config or self.engine).data_dir / "presets", self.presets_dir)
+
     def composer(self, config: EngineConfig, library: VoiceLibrary) -> RequestComposer:
         """The request composer for an engine with `config` and `library`, with this studio's presets, input limit and
         voice aliases."""
-        return RequestComposer(config, library, self.presets_dir, self.max_input_chars, self.aliases)
+        return RequestComposer(config, library, self.presets(config), self.max_input_chars, self.aliases)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:

@@ -13,13 +13,13 @@ fill in an `Ask` and call `RequestComposer.compose`, so the same words give the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
-from . import audio, presets
+from . import audio
 from .config import EngineConfig
 from .errors import InvalidRequest, NotFound, TextTooLong
 from .models.variants import LANGUAGES, VARIANTS, variant
+from .presets import PresetShelf
 from .reference import check_reference
 from .request import PARAMETER_RANGES, SynthesisRequest, Voice
 from .voices import VoiceLibrary
@@ -57,11 +57,11 @@ class RequestComposer:
     """Turns an `Ask` into a `SynthesisRequest` with the engine's config and voice library, and the studio's
     presets, input limit (None: none) and voice aliases."""
 
-    def __init__(self, config: EngineConfig, library: VoiceLibrary, presets_dir: Path,
+    def __init__(self, config: EngineConfig, library: VoiceLibrary, presets: PresetShelf,
                  max_input_chars: int | None = None, aliases: Mapping[str, str] | None = None):
         self.config = config
         self.library = library
-        self.presets_dir = Path(presets_dir)
+        self.presets = presets
         self.default_model = VARIANTS[config.model]
         self.max_input_chars = max_input_chars
         self.aliases = {name.lower(): voice_id for name, voice_id in (aliases or {}).items()}
@@ -70,7 +70,7 @@ class RequestComposer:
         """The engine request for `ask`; raises the engine's errors, each saying what to change."""
         self.check_length(ask.text)
         resolved = self.resolve_voice(ask)
-        preset = presets.load_preset(self.presets_dir, ask.preset) if ask.preset else {}
+        preset = self.presets.load(ask.preset) if ask.preset else {}
         given = {name: value for name, value in ask.values.items() if value is not None}
         unknown = sorted(set(given) - set(PARAMETERS))
         if unknown:

@@ -42,6 +42,7 @@ class Job:
     id: int
     chunks: int  # how many audio chunks it delivers
     stage: str = "queued"
+    activity: str = "waiting for the requests ahead"  # what the worker is doing for it, in a person's words
     ignored_parameters: list[str] = field(default_factory=list)
     started: float = 0.0
     _events: queue.Queue = field(default_factory=queue.Queue, repr=False)
@@ -237,6 +238,7 @@ class Engine:
             job.end(Cancelled("The request was cancelled before it started."))
             return
         job.stage, job.started = "running", time.perf_counter()
+        job.activity = "preparing the voice" if self.synthesizer.has_loaded(job.request) else "loading the model"
         try:
             synthesis = self.synthesizer.prepare(job.request, lambda: job.cancelled)
         except Exception as error:
@@ -258,6 +260,7 @@ class Engine:
         self._running = [run for run in self._running if run not in chosen] + chosen
         by_sampling: dict = {}
         for run in chosen:
+            run.job.activity = f"speaking {run.synthesis.next_chunks()}"
             by_sampling.setdefault(run.synthesis.sampling, []).append(run)
         sampled = []
         for runs in by_sampling.values():
@@ -275,6 +278,7 @@ class Engine:
         if run.job.cancelled:
             self._cancel(run.job)
             return
+        run.job.activity = f"vocoding {run.synthesis.next_chunks()}"
         try:
             for chunk in self.synthesizer.vocode(run.synthesis, tokens):
                 run.job.deliver(chunk)

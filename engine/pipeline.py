@@ -44,6 +44,10 @@ class Synthesizer:
         """The variant that serves `request`: its own model, else the studio's default."""
         return VARIANTS[request.model or self.config.model]
 
+    def has_loaded(self, request: SynthesisRequest) -> bool:
+        """Whether the model `request` runs on is loaded already."""
+        return self.model is not None and self.model.spec == self.spec_for(request)
+
     def model_for(self, name: str | None) -> LoadedModel:
         """The loaded variant `name`, loading it (and freeing any other) on first use."""
         spec = VARIANTS[name or self.config.model]
@@ -157,6 +161,12 @@ class Synthesis:
 
     def next_prompts(self) -> list[SpeechPrompt]:
         return [self.prompts[i] for i in self.groups[self.done]]
+
+    def next_chunks(self) -> str:
+        """The chunks the model makes next, as a person counts them: "chunk 1 of 9", "chunks 2-5 of 9"."""
+        group = self.groups[self.done]
+        which = f"chunk {group[0] + 1}" if len(group) == 1 else f"chunks {group[0] + 1}-{group[-1] + 1}"
+        return f"{which} of {len(self.chunks)}"
 
 
 def batches(count: int, size: int) -> list[range]:

@@ -1,9 +1,12 @@
-"""Presets: named sets of synthesis parameters, one `<name>.json` file each holding a flat dict."""
+"""Presets: named sets of synthesis parameters, one `<name>.json` file each holding a flat dict. The studio ships
+some (`presets/`); a person's own are saved beside their voices (`<data dir>/presets/`), not among the program's
+files."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidRequest, NotFound
@@ -53,3 +56,26 @@ def save_preset(directory: Path, name: str, values: dict) -> str:
     tmp.write_text(json.dumps(values) + "\n", encoding="utf-8")
     tmp.replace(path)
     return safe
+
+
+@dataclass(frozen=True)
+class PresetShelf:
+    """The shipped presets and a person's own: theirs are saved in `own` and win over a shipped one of the same
+    name."""
+
+    own: Path
+    shipped: Path
+
+    def names(self) -> list[str]:
+        return sorted(set(list_presets(self.own)) | set(list_presets(self.shipped)))
+
+    def load(self, name: str) -> dict:
+        if isinstance(name, str) and _NAME.match(name) and (Path(self.own) / f"{name}.json").is_file():
+            return load_preset(self.own, name)
+        try:
+            return load_preset(self.shipped, name)
+        except NotFound:
+            raise NotFound(f"There is no preset '{name}'; choose one of {', '.join(self.names())}.", "preset") from None
+
+    def save(self, name: str, values: dict) -> str:
+        return save_preset(self.own, name, values)

@@ -133,7 +133,7 @@ DESK_CASES = [("", "empty"), ("   ", "empty"), ("!!! ???", "no letters"), ("🎉
 
 @pytest.mark.parametrize("text, words", DESK_CASES)
 def test_desk_shows_a_readable_error(engine, tmp_path, text, words):
-    desk = handlers.Handlers(engine, LIMITS, tmp_path)
+    desk = handlers.Handlers(engine, LIMITS)
     values = [0.5, 0.5, 0.8, 1.0, 0.05, 1.2, 1.0]
     with pytest.raises(handlers.gr.Error, match=words):
         next(desk.generate(text, None, "", "mp3", *values, -1, "", "", [], None))

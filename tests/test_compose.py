@@ -79,7 +79,7 @@ def through_the_http_api(engine, voice, tmp_path):
 
 
 def through_the_gradio_api(engine, voice, tmp_path):
-    desk = handlers.Handlers(engine, Settings(), tmp_path)
+    desk = handlers.Handlers(engine, Settings())
     desk.api_synthesize(TEXT, voice_id=voice, temperature=0.7, seed=7)
 
 

@@ -190,3 +190,17 @@ def test_a_caller_holding_the_model_keeps_the_worker_off_it_until_done(engine):
         time.sleep(1.0)
         assert model.sample_rate == 24000 and job.stage == "queued"
     assert job.result().duration > 0
+
+
+def test_a_job_tells_what_the_worker_does_for_it_in_a_persons_words(engine):
+    text = "First sentence here. " + " ".join(f"Then sentence {n}, which is a little longer than the first." for n in
+                                               range(6))
+    job = engine.submit(SynthesisRequest(text, seed=5))
+    seen = [job.activity]
+    while job.stage != "done":
+        if job.activity != seen[-1]:
+            seen.append(job.activity)
+        time.sleep(0.02)
+    assert seen[0] in ("waiting for the requests ahead", "preparing the voice")
+    assert f"speaking chunk 1 of {job.chunks}" in seen and f"vocoding chunk 1 of {job.chunks}" in seen
+    assert any(step.startswith("speaking chunks 2-") for step in seen)

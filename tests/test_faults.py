@@ -65,7 +65,7 @@ def test_weights_that_cannot_load_are_reported_in_the_console_and_to_the_asker(t
                 with pytest.raises(ModelUnavailable, match=words):
                     broken.synthesize(SynthesisRequest("Hello."))
         assert "Could not load chatterbox" in caplog.text and words in caplog.text  # the console
-        desk = handlers.Handlers(broken, Settings(), tmp_path)
+        desk = handlers.Handlers(broken, Settings())
         assert "No model is loaded" in desk.engine_status()  # the state, not one visitor's old error
         assert broken.status()["model"] is None
         broken.close()

@@ -36,6 +36,18 @@ def test_presets_round_trip_and_refuse_unknown_names(tmp_path):
         presets.save_preset(tmp_path, "x", {"volume": 11})
 
 
+def test_a_persons_presets_are_saved_in_the_data_folder_beside_the_shipped_ones(tmp_path):
+    shipped = Path(__file__).parent.parent / "presets"
+    shelf = presets.PresetShelf(tmp_path / "data" / "presets", shipped)
+    assert shelf.save("Calm", {"exaggeration": 0.2}) == "calm"
+    assert (tmp_path / "data" / "presets" / "calm.json").is_file() and "calm.json" not in os.listdir(tmp_path)
+    assert shelf.load("calm") == {"exaggeration": 0.2}  # theirs wins over the shipped one of that name
+    assert shelf.load("narration") == presets.load_preset(shipped, "narration")
+    assert shelf.names() == presets.list_presets(shipped)
+    with pytest.raises(NotFound, match="There is no preset 'nope'"):
+        shelf.load("nope")
+
+
 def _wav(tmp_path, samples: np.ndarray, name: str) -> str:
     path = tmp_path / name
     sf.write(path, samples, RATE)
@@ -78,7 +90,7 @@ def test_scratch_files_older_than_a_day_are_swept(tmp_path):
 
 def _handlers(tmp_path) -> handlers.Handlers:
     engine = SimpleNamespace(config=EngineConfig(model="chatterbox"), library=None)
-    return handlers.Handlers(engine, Settings(max_input_chars=100), tmp_path)
+    return handlers.Handlers(engine, Settings(max_input_chars=100))
 
 
 def test_text_count_chunk_preview_and_limit(tmp_path):
@@ -186,7 +198,7 @@ def test_a_clip_saved_twice_is_chosen_not_copied_and_delete_names_the_voice(tmp_
 
 def test_generate_streams_chunks_then_finishes_the_take(engine, tmp_path, monkeypatch):
     monkeypatch.setattr(handlers, "STREAMING", True)
-    h = handlers.Handlers(engine, Settings(), tmp_path)
+    h = handlers.Handlers(engine, Settings())
     defaults = [PARAMETER_RANGES[p][2] for p in handlers.PARAMS]
     steps = [step for step in h.generate("One. Two.", None, "", "flac", *defaults, 5, "", "", [], None)
              if step != handlers.STILL_WORKING]
@@ -200,7 +212,7 @@ def test_generate_streams_chunks_then_finishes_the_take(engine, tmp_path, monkey
 
 def test_a_take_closed_midway_cancels_its_job_and_stop_keeps_the_chunks_made(engine, tmp_path):
     """Gradio closes a take's generator on Stop, a closed tab or a reload: the job ends within a heartbeat."""
-    h = handlers.Handlers(engine, Settings(), tmp_path)
+    h = handlers.Handlers(engine, Settings())
     defaults = [PARAMETER_RANGES[p][2] for p in handlers.PARAMS]
     text = " ".join(f"Sentence number {n} is long enough to be a chunk of its own, since it runs on and on with "
                     f"more words than one chunk of two hundred and fifty characters could hold beside another "

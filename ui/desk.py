@@ -36,7 +36,7 @@ def _slider(name: str, **kwargs) -> gr.Slider:
 
 def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
     """The Blocks app: the desk, the API tab, and Gradio API endpoints /synthesize, /voices and /presets."""
-    h = Handlers(engine, settings, settings.presets_dir)
+    h = Handlers(engine, settings)
     with gr.Blocks(title="Chatterbox Studio", delete_cache=(3600, SCRATCH_MAX_AGE_SECONDS)) as desk:
         takes = gr.State([])
         gr.Markdown("# Chatterbox Studio\nType, give a voice (record or upload 5–10 s of speech), "

@@ -17,7 +17,7 @@ from typing import Iterator
 import gradio as gr
 
 from engine import (LANGUAGES, PARAMETER_RANGES, Ask, Engine, EngineError, InvalidRequest, Job, SynthesisRequest, Voice,
-                    audio, presets)
+                    audio)
 from engine.models import VARIANTS
 from engine.request import MAX_SEED
 from engine.text import split
@@ -68,6 +68,15 @@ class TakeInProgress:
     voice_label: str
     clip: str | None
     chunks: list[audio.AudioChunk] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def stage(self) -> str:
+        """What the take waits for, and the time left at the speed this take has had so far."""
+        stage = self.job.activity[:1].upper() + self.job.activity[1:]
+        if not self.chunks or len(self.chunks) == self.job.chunks:
+            return stage
+        left = (time.monotonic() - self.started) / len(self.chunks) * (self.job.chunks - len(self.chunks))
+        return f"{stage} · about {left:.0f} s left"
 
 
 # Takes, trimmed clips and API results older than this leave the desk's scratch folder (and Gradio's cache), so a
@@ -85,13 +94,13 @@ def random_seed() -> int:
 
 
 class Handlers:
-    """Callbacks bound to one engine, its settings and the presets folder."""
+    """Callbacks bound to one engine and the studio's settings."""
 
-    def __init__(self, engine: Engine, settings: Settings, presets_dir: Path):
+    def __init__(self, engine: Engine, settings: Settings):
         self.engine = engine
         self.settings = settings
         self.composer = settings.composer(engine.config, engine.library)
-        self.presets_dir = presets_dir
+        self.presets = self.composer.presets
         self.takes_dir = Path(tempfile.mkdtemp(prefix="chatterbox-takes-"))  # takes and trimmed clips
         self.remove_takes = weakref.finalize(self, shutil.rmtree, self.takes_dir, ignore_errors=True)  # also at exit
         self.in_progress: dict[str, TakeInProgress] = {}  # each session's latest take, for what Stop keeps of it
@@ -197,18 +206,18 @@ class Handlers:
     # Presets
 
     def preset_choices(self) -> list[str]:
-        return presets.list_presets(self.presets_dir)
+        return self.presets.names()
 
     def apply_preset(self, name: str | None) -> list:
         if not name:
             return [gr.skip()] * (len(PARAMS) + 1)
         with readable_errors():
-            values = presets.load_preset(self.presets_dir, name)
+            values = self.presets.load(name)
         return [values.get(p, PARAMETER_RANGES[p][2]) for p in PARAMS] + [values.get("seed", gr.skip())]
 
     def save_preset(self, name: str, *values: float) -> tuple[dict, str]:
         with readable_errors():
-            saved = presets.save_preset(self.presets_dir, name, dict(zip(PARAMS, values)))
+            saved = self.presets.save(name, dict(zip(PARAMS, values)))
         return gr.update(choices=self.preset_choices(), value=saved), f"Saved preset **{saved}**."
 
     # Model variant
@@ -286,12 +295,12 @@ class Handlers:
         self._remember(session, run)
         with readable_errors(), closing(job.poll(HEARTBEAT_SECONDS)) as made:
             for chunk in made:
+                if chunk is not None:
+                    run.chunks.append(chunk)
+                progress((len(run.chunks), job.chunks), desc=run.stage(), unit="chunk")
                 if chunk is None:
-                    progress((len(run.chunks), job.chunks), desc=self._stage(job), unit="chunk")
                     yield STILL_WORKING
                     continue
-                run.chunks.append(chunk)
-                progress((len(run.chunks), job.chunks), desc="Synthesizing", unit="chunk")
                 if STREAMING:
                     yield (chunk.sample_rate, chunk.samples), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         self.in_progress.pop(session, None)
@@ -303,12 +312,6 @@ class Handlers:
         self.in_progress[session] = run
         while len(self.in_progress) > RUNS_KEPT:
             self.in_progress.pop(next(iter(self.in_progress)))
-
-    def _stage(self, job: Job) -> str:
-        """What a take waits for before its first chunk: its turn, the model, or the model's work."""
-        if job.stage == "queued":
-            return "Waiting for the requests ahead"
-        return "Synthesizing" if self.engine.status()["model"] else "Loading the model"
 
     def _voice_label(self, synthesis: SynthesisRequest, voice_id: str | None) -> str:
         """The voice as a person reads it: a library voice by its name."""
@@ -397,7 +400,7 @@ class Handlers:
 
     def api_presets(self) -> dict[str, dict]:
         """Every preset and its parameter values."""
-        return {name: presets.load_preset(self.presets_dir, name) for name in self.preset_choices()}
+        return {name: self.presets.load(name) for name in self.preset_choices()}
 
 
 LANGUAGE_CHOICES = [("Default (English)", "")] + [(f"{name} ({code})", code) for code, name in LANGUAGES.items()]
