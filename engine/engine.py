@@ -282,6 +282,9 @@ class Engine:
         try:
             for chunk in self.synthesizer.vocode(run.synthesis, tokens):
                 run.job.deliver(chunk)
+        except Cancelled:  # cancelled while its audio was being made
+            self._cancel(run.job)
+            return
         except Exception as error:
             self._fail(run.job, error)
             return

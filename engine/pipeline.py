@@ -118,7 +118,8 @@ class Synthesizer:
         model, request = synthesis.model, synthesis.request
         group = synthesis.groups[synthesis.done]
         pieces = []
-        for index, wav in zip(group, model.vocode(tokens, synthesis.conditionals, synthesis.prompts[group[0]].seed)):
+        first = synthesis.prompts[group[0]]
+        for index, wav in zip(group, model.vocode(tokens, synthesis.conditionals, first.seed, first.cancelled)):
             wav = audio.time_stretch(wav, model.sample_rate, request.speed)
             chunk = synthesis.chunks[index]
             samples = np.concatenate([audio.fade_edges(wav, model.sample_rate),

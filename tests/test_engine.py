@@ -204,3 +204,18 @@ def test_a_job_tells_what_the_worker_does_for_it_in_a_persons_words(engine):
     assert seen[0] in ("waiting for the requests ahead", "preparing the voice")
     assert f"speaking chunk 1 of {job.chunks}" in seen and f"vocoding chunk 1 of {job.chunks}" in seen
     assert any(step.startswith("speaking chunks 2-") for step in seen)
+
+
+def test_a_request_cancelled_while_its_last_chunks_are_vocoded_stops_there(engine):
+    text = "First sentence here. " + " ".join(f"Then sentence {n} is long enough to fill a chunk of its own, as it "
+                                               f"goes on with words about nothing much at all for a while longer, "
+                                               f"well past a hundred characters." for n in range(4))
+    cancelled = engine.status()["cancelled_jobs"]
+    job = engine.submit(SynthesisRequest(text, seed=6))
+    assert job.chunks == 5  # the first alone, then the last four in one batch
+    while job.activity != "vocoding chunks 2-5 of 5" and job.stage != "done":
+        time.sleep(0.01)
+    job.cancel()
+    with pytest.raises(Cancelled):
+        job.result()
+    assert engine.status()["cancelled_jobs"] == cancelled + 1

@@ -92,6 +92,7 @@ def build_dataset_tab(engine: Engine, composer: RequestComposer, datasets_dir: P
                 speaker = EngineSpeaker(engine, composer, ask)
                 asked = speaker.request(phrase_list.phrases[0], 0)
                 voice_name = _folder_name(engine.library.get(voice_id).name if voice_id else label)
+            yield gr.skip(), gr.skip()  # Gradio keeps this event once it has yielded: from then on, Stop closes it
             out = datasets_dir / _folder_name(label)
             if out.exists() and not keep:
                 shutil.rmtree(out)

@@ -285,10 +285,13 @@ class Handlers:
                  takes: list[Take], request: gr.Request, progress=gr.Progress()):
         """Synthesize chunk by chunk with a progress bar; streams to the player where ffmpeg allows. Stop, a closed
         tab or a reload closes this generator at its next yield (one comes every HEARTBEAT_SECONDS), which cancels
-        the job."""
+        the job. The job is submitted only after a first yield: a Stop during the first step would cancel the event
+        before Gradio has kept the generator, and nothing would close it."""
         params = (exaggeration, cfg_weight, temperature, top_p, min_p, repetition_penalty, speed)
         with readable_errors():
             synthesis = self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model))
+        yield STILL_WORKING  # Gradio keeps this take once it has yielded: from then on, Stop closes it
+        with readable_errors():
             job = self.engine.submit(synthesis)
         run = TakeInProgress(synthesis, job, fmt, self._voice_label(synthesis, voice_id), clip)
         session = request.session_hash if request else ""

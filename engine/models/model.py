@@ -4,14 +4,15 @@ architecture works its own way, the model asks its architecture's loader (engine
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
 from ..acceleration import Acceleration
-from ..decoding import Sampling, SpeechPrompt, SpeechTokenLoop
+from ..decoding import Sampling, SpeechPrompt, SpeechTokenLoop, never
 from ..errors import InvalidRequest, SynthesisFailed
+from .upstream import flow_stopping_when
 from .variants import VariantSpec
 
 if TYPE_CHECKING:
@@ -114,19 +115,21 @@ class LoadedModel:
                                  "upstream checks fail on a word or two; add a few words, or use --precision fast.",
                                  "text")
 
-    def vocode(self, chunks: list[torch.Tensor], conds, seed: int) -> list[np.ndarray]:
+    def vocode(self, chunks: list[torch.Tensor], conds, seed: int,
+               cancelled: Callable[[], bool] = never) -> list[np.ndarray]:
         """S3Gen: each chunk's speech tokens to a 24 kHz waveform, watermarked as upstream does.
         Consecutive chunks are vocoded as one sequence of up to 1000 tokens (the most upstream's `generate` vocodes
         at once), so the flow runs over the reference prompt once for them rather than once each; the waveform is
         then cut at the chunks' token boundaries and each piece starts with upstream's trim fade. The vocoder draws
         random noise: after upstream's T3 path from where T3's draws left the global generator (as upstream's
-        `generate` does), after the studio's loop, which keeps its own generators, from `seed`."""
+        `generate` does), after the studio's loop, which keeps its own generators, from `seed`. Once `cancelled()`
+        turns true, the flow raises Cancelled before its next step."""
         if any(tokens.numel() == 0 for tokens in chunks):
             raise SynthesisFailed("The model produced no speech for this text; try other wording or another seed.")
         if self.token_loop is not None:
             torch.manual_seed(seed)
         pieces = []
-        with torch.inference_mode():
+        with torch.inference_mode(), flow_stopping_when(self.upstream.s3gen, cancelled):
             for run in joint_runs([tokens.numel() for tokens in chunks], JOINT_VOCODE_TOKENS):
                 wav = self.loader.waveform(self.upstream.s3gen, torch.cat([chunks[i] for i in run]), conds.gen,
                                            self.acceleration.flow_steps)

@@ -14,7 +14,7 @@ import warnings
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -126,3 +126,30 @@ def register_alignment_attention() -> None:
     from transformers import AttentionInterface
 
     AttentionInterface.register(WATCHING_ATTENTION, attention_watching_alignment)
+
+
+# chatterbox-tts 0.1.7: S3Gen makes a chunk's audio in one call of several flow steps (seconds on a CPU), with no
+# way to stop it; a request cancelled meanwhile would keep the engine busy to the end of that call. Its flow calls
+# `estimator.forward` directly, past any hook, so the check wraps that method for the block.
+@contextmanager
+def flow_stopping_when(s3gen, cancelled: Callable[[], bool]) -> Iterator[None]:
+    """Inside the block, S3Gen's flow raises Cancelled before its next step once `cancelled()` is true."""
+    from ..errors import Cancelled
+
+    estimator = s3gen.flow.decoder.estimator
+    own = vars(estimator).get("forward")
+    step = estimator.forward
+
+    def checked_step(*args, **kwargs):
+        if cancelled():
+            raise Cancelled("The request was cancelled.")
+        return step(*args, **kwargs)
+
+    estimator.forward = checked_step
+    try:
+        yield
+    finally:
+        if own is None:
+            del estimator.forward
+        else:
+            estimator.forward = own
