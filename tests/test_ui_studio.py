@@ -91,6 +91,15 @@ def test_a_person_clones_a_voice_saves_it_and_uses_it(studio, reference_clip, tm
         expect(page.locator("#api-examples")).to_contain_text(f'Client("{studio}")')
 
 
+def start_a_dataset(page, folder: Path, name: str) -> None:
+    """Start the Dataset tab on `folder`'s phrases.txt, spoken in the voice of its voice.mp3."""
+    page.get_by_role("tab", name="Dataset").click()
+    page.set_input_files("#dataset-phrases input[type=file]", str(folder / "phrases.txt"))
+    page.set_input_files("#dataset-clip input[type=file]", str(folder / "voice.mp3"))
+    page.fill("#dataset-name textarea", name)
+    page.click("#dataset-start")
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
 def test_the_dataset_tab_turns_a_phrase_file_and_a_clip_into_a_zip(studio, reference_clip, tmp_path):
     from playwright.sync_api import expect
@@ -98,11 +107,7 @@ def test_the_dataset_tab_turns_a_phrase_file_and_a_clip_into_a_zip(studio, refer
     (tmp_path / "voice.mp3").write_bytes(reference_clip)
     (tmp_path / "phrases.txt").write_text("First phrase.\n\nSecond phrase.\n", encoding="utf-8")
     with desk_page(studio) as page:
-        page.get_by_role("tab", name="Dataset").click()
-        page.set_input_files("#dataset-phrases input[type=file]", str(tmp_path / "phrases.txt"))
-        page.set_input_files("#dataset-clip input[type=file]", str(tmp_path / "voice.mp3"))
-        page.fill("#dataset-name textarea", "browser-set")
-        page.click("#dataset-start")
+        start_a_dataset(page, tmp_path, "browser-set")
         expect(page.locator("#dataset-status")).to_contain_text("Done: 2 items", timeout=SYNTHESIS_TIMEOUT_MS)
         expect(page.locator("#dataset-zip a")).to_have_attribute("href", re.compile(r"/browser-set\.zip$"))
 
@@ -176,11 +181,7 @@ def test_dataset_stop_frees_the_engine_and_says_what_was_kept(studio, reference_
     (tmp_path / "phrases.txt").write_text("".join(f"Phrase number {n}.\n" for n in range(12)), encoding="utf-8")
     with desk_page(studio) as page:
         cancelled = wait_until_idle(studio, 60)["cancelled_jobs"]
-        page.get_by_role("tab", name="Dataset").click()
-        page.set_input_files("#dataset-phrases input[type=file]", str(tmp_path / "phrases.txt"))
-        page.set_input_files("#dataset-clip input[type=file]", str(tmp_path / "voice.mp3"))
-        page.fill("#dataset-name textarea", "stopped-set")
-        page.click("#dataset-start")
+        start_a_dataset(page, tmp_path, "stopped-set")
         expect(page.locator("#dataset-status")).to_contain_text("1 of 12 phrases", timeout=SYNTHESIS_TIMEOUT_MS)
         page.click("#dataset-stop")
         expect(page.locator("#dataset-status")).to_contain_text("Stopped: ")
