@@ -69,6 +69,14 @@ def test_reference_checks_warn_and_trim(tmp_path):
     assert any("clipped" in h for h in clipped.hints)
 
 
+def test_an_unreadable_clip_is_told_plainly_without_a_length(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio at all " * 100)
+    report = reference.inspect_clip(notes, 1.0)
+    assert not report.usable
+    assert report.message() == "⚠ Could not read this file as audio; give a wav, mp3, flac, ogg, m4a or webm clip."
+
+
 def test_the_desks_temporary_files_are_removed(tmp_path):
     desk = _handlers(tmp_path)
     (desk.takes_dir / "take-1.wav").write_bytes(b"RIFF")
