@@ -16,7 +16,7 @@ import gradio as gr
 from dataset import DatasetRun, EngineSpeaker, read_phrases
 from engine import Ask, Cancelled, Engine, RequestComposer, Voice
 
-from .handlers import HEARTBEAT_SECONDS, readable_errors
+from .handlers import HEARTBEAT_SECONDS, readable_errors, refusal
 
 _END = object()
 
@@ -83,9 +83,9 @@ def build_dataset_tab(engine: Engine, composer: RequestComposer, datasets_dir: P
 
         def generate(phrase_file, voice_id, clip_path, label, sample_rate, keep, progress=gr.Progress()):
             if not phrase_file:
-                raise gr.Error("Upload a phrase file first.")
+                raise refusal("Upload a phrase file first.")
             if not (voice_id or clip_path):
-                raise gr.Error("Pick a library voice or give a reference clip.")
+                raise refusal("Pick a library voice or give a reference clip.")
             with readable_errors():
                 phrase_list = read_phrases(Path(phrase_file))
                 ask = Ask("", voice=voice_id) if voice_id else Ask("", clip=Voice.from_file(clip_path).clip)

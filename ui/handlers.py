@@ -54,8 +54,17 @@ def readable_errors() -> Iterator[None]:
     try:
         yield
     except EngineError as error:
-        log.info("Refused (%s): %s", error.code, error.message)
-        raise gr.Error(error.message, print_exception=False) from None
+        raise refusal(error.message, error.code) from None
+
+
+def refusal(message: str, code: str = "invalid_request") -> gr.Error:
+    """A person's mistake as the desk tells it: a notice on the page, one line in the console, no traceback."""
+    log_refusal(message, code)
+    return gr.Error(message, print_exception=False)
+
+
+def log_refusal(message: str, code: str) -> None:
+    log.info("Refused (%s): %s", code, message)
 
 
 @dataclass
@@ -147,7 +156,7 @@ class Handlers:
 
     def trim(self, clip: str | None) -> str:
         if not clip:
-            raise gr.Error("Record or upload a reference clip first.")
+            raise refusal("Record or upload a reference clip first.")
         with readable_errors():
             return str(trim_clip(clip, self.takes_dir))
 
@@ -164,7 +173,7 @@ class Handlers:
     def save_voice(self, clip: str | None, name: str, language: str, *values: float) -> tuple[dict, str]:
         """Save the reference clip to the library under `name`, with the current slider settings."""
         if not clip:
-            raise gr.Error("Record or upload a reference clip to save as a voice.")
+            raise refusal("Record or upload a reference clip to save as a voice.")
         name = (name or "").strip() or Path(clip).stem
         with readable_errors():
             clip_bytes = Path(clip).read_bytes()
@@ -177,9 +186,9 @@ class Handlers:
 
     def rename_voice(self, voice_id: str, name: str) -> tuple[dict, str]:
         if not voice_id:
-            raise gr.Error("Choose a saved voice to rename.")
+            raise refusal("Choose a saved voice to rename.")
         if not (name or "").strip():
-            raise gr.Error("Type the new name first.")
+            raise refusal("Type the new name first.")
         with readable_errors():
             voice = self.engine.library.update(voice_id, name=name)
         return self.refresh_voices(voice.id), f"Renamed to **{voice.name}**."
@@ -189,7 +198,7 @@ class Handlers:
         if voice_id is None:
             return gr.skip(), "Nothing was deleted."
         if not voice_id:
-            raise gr.Error("Choose a saved voice to delete.")
+            raise refusal("Choose a saved voice to delete.")
         with readable_errors():
             name = self.engine.library.get(voice_id).name
             self.engine.library.delete(voice_id)
@@ -266,7 +275,7 @@ class Handlers:
         try:
             self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model))
         except EngineError as error:
-            log.info("Refused (%s): %s", error.code, error.message)
+            log_refusal(error.message, error.code)
             wrong, message = self._input_of(error.param, voice_id), error.message
         checks = [gr.validate(index != wrong, message if index == wrong else "") for index in range(3 + len(values))]
         return [*checks, values[-1]]  # Gradio stores what a validator returns for a state: the history, unchanged
@@ -363,7 +372,7 @@ class Handlers:
         """Put a take's text, voice and settings back into the controls."""
         take = history.find(takes, number)
         if take is None:
-            raise gr.Error("Choose a take from the history first.")
+            raise refusal("Choose a take from the history first.")
         v = take.values
         return [take.text, take.reference, take.voice_id or "", *(v[p] for p in PARAMS), v["seed"],
                 v.get("language") or "", v.get("model") or self.engine.config.model]
