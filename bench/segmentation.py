@@ -5,8 +5,8 @@
 Each case is a paragraph written as its expected sentences. A segmenter gets a case right when it gives back exactly
 those sentences (whitespace around them aside). "Lost" counts the characters of the cases (whitespace aside) that are
 missing from what the segmenter gave back. Speed is the time to segment 10,000 characters of English in one call,
-the best of --repeat runs. The old splitter is the regular expression engine/text.py used before sentencex; the
-studio's row is engine/text.py itself (clean-up and chunking included). sentencex is a requirement of the studio; the
+the best of --repeat runs. The old splitter is the regular expression engine/text/segment.py used before sentencex; the
+studio's row is engine/text/segment.py itself (clean-up and chunking included). sentencex is a requirement of the studio; the
 others are listed as not installed until `pip install pysbd pyicu-wheels`.
 """
 
@@ -127,7 +127,7 @@ OLD_SENTENCE_END = re.compile(r"(?<=[.!?。！？…])[\"'”’)\]]*\s+|(?<=[�
 
 
 def old_regex(paragraph: str, language: str) -> list[str]:
-    """The splitter engine/text.py used before: a regular expression, the same for every language."""
+    """The splitter engine/text/segment.py used before: a regular expression, the same for every language."""
     return [s for s in OLD_SENTENCE_END.split(paragraph) if s.strip()]
 
 
@@ -151,7 +151,7 @@ def with_sentencex(paragraph: str, language: str) -> list[str]:
 
 
 def studio(paragraph: str, language: str) -> list[str]:
-    """What engine/text.py makes of it: sentencex, less the cuts its own rules find inside a sentence."""
+    """What engine/text/segment.py makes of it: sentencex, less the cuts its own rules find inside a sentence."""
     from engine.text import split
 
     return [sentence.text for chunk in split(paragraph, len(paragraph), language) for sentence in chunk.sentences]

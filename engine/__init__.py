@@ -1,6 +1,6 @@
 """The Chatterbox engine: models, synthesis pipeline, voices. Imports no web framework."""
 
-from .acceleration import PRECISIONS
+from .decoding.acceleration import PRECISIONS
 from .audio import AudioChunk
 from .compose import Ask, RequestComposer
 from .config import EngineConfig

@@ -18,7 +18,7 @@ class EngineConfig:
     voice_cache_size: int = 32
     max_reference_seconds: float = 30.0
     idle_unload_seconds: float = 0.0  # 0: keep the model loaded
-    precision: str = "fast"  # or "exact": see engine/acceleration.py
+    precision: str = "fast"  # or "exact": see engine/decoding/acceleration.py
     flow_steps: int | None = None  # None: the precision's own
     batch_requests: int | None = None  # the most requests sampled together; None: the precision's and device's own
 

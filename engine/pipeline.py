@@ -10,9 +10,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import audio, text as text_prep
-from .acceleration import plan
+from .decoding.acceleration import plan
 from .config import EngineConfig
-from .decoding import Sampling, SpeechPrompt
+from .decoding.loop import Sampling, SpeechPrompt
 from .errors import ModelUnavailable
 from .models import VARIANTS, LoadedModel, VariantSpec, accelerated, load, locate_weights, resolve_device, token_budget
 from .reference import check_reference

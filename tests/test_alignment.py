@@ -8,7 +8,7 @@ import pytest
 import torch
 from chatterbox.models.t3.inference.alignment_stream_analyzer import AlignmentStreamAnalyzer
 
-from engine.alignment import FORCED_LOGIT, AlignmentGuard
+from engine.decoding.alignment import FORCED_LOGIT, AlignmentGuard
 
 STOP, VOCABULARY = 6562, 6563
 PREFIX, TEXT = 34, 12  # conditioning slots before the text, text tokens

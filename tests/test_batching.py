@@ -10,7 +10,7 @@ import pytest
 
 from conftest import engine_on_cpu
 from engine import Cancelled, InvalidAudio, ModelUnavailable, SynthesisRequest, Voice, audio
-from engine.acceleration import CUDA_REQUEST_BATCH, plan
+from engine.decoding.acceleration import CUDA_REQUEST_BATCH, plan
 
 LIMIT = 6
 

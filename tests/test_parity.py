@@ -11,8 +11,8 @@ import torch
 
 from conftest import engine_on_cpu
 from engine import SynthesisRequest
-from engine.acceleration import Acceleration, Bfloat16Estimator, apply as apply_acceleration
-from engine.decoding import Sampling, SpeechPrompt, SpeechTokenLoop
+from engine.decoding.acceleration import Acceleration, Bfloat16Estimator, apply as apply_acceleration
+from engine.decoding.loop import Sampling, SpeechPrompt, SpeechTokenLoop
 from engine.models import JOINT_VOCODE_TOKENS, SAMPLES_PER_TOKEN, joint_runs
 from tools.random_checkpoint import synthetic_voice
 

@@ -11,8 +11,8 @@ import torch
 
 from conftest import engine_on_cpu
 from engine import InvalidAudio, InvalidRequest, SynthesisRequest, Voice, audio
-from engine.acceleration import Acceleration, apply as apply_acceleration, fuse_gpt2_gelu, plan, replace_gpt2_projections
-from engine.decoding import Sampling, SpeechPrompt, SpeechTokenLoop
+from engine.decoding.acceleration import Acceleration, apply as apply_acceleration, fuse_gpt2_gelu, plan, replace_gpt2_projections
+from engine.decoding.loop import Sampling, SpeechPrompt, SpeechTokenLoop
 from engine.models import SPEECH_VOCAB, VARIANTS, accelerated, multilingual_tokenizer
 from tools import random_checkpoint
 from tools.random_checkpoint import synthetic_voice

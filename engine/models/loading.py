@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..acceleration import Acceleration, apply as apply_acceleration
-from ..decoding import Sampling, SpeechPrompt
+from ..decoding.acceleration import Acceleration, apply as apply_acceleration
+from ..decoding.loop import Sampling, SpeechPrompt
 from ..errors import ModelUnavailable
 from .model import LoadedModel
 from .upstream import derived_backbone, hooks_removed_after, install, offline_cangjie_converter

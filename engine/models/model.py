@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from ..acceleration import Acceleration
-from ..decoding import Sampling, SpeechPrompt, SpeechTokenLoop, never
+from ..decoding.acceleration import Acceleration
+from ..decoding.loop import Sampling, SpeechPrompt, SpeechTokenLoop, never
 from ..errors import InvalidRequest, SynthesisFailed
 from .upstream import flow_stopping_when
 from .variants import VariantSpec

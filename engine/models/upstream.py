@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..alignment import WATCHING_ATTENTION, attention_watching_alignment
+from ..decoding.alignment import WATCHING_ATTENTION, attention_watching_alignment
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def alignment_watched(config) -> Iterator[None]:
 # transformers 5.2.0: attention functions are looked up by name in AttentionInterface; the studio's loop adds one.
 def register_alignment_attention() -> None:
     """Register the backbone's SDPA attention that also shows the multilingual T3's alignment heads
-    (engine/alignment.py) under the name `alignment_watched` switches to."""
+    (engine/decoding/alignment.py) under the name `alignment_watched` switches to."""
     from transformers import AttentionInterface
 
     AttentionInterface.register(WATCHING_ATTENTION, attention_watching_alignment)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import sentencex
 
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
 
 LINE_END = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")

@@ -14,7 +14,7 @@ padding slot. Each chunk draws from a generator of its own seed. A chunk's token
 alone, up to float rounding in the batched matrix products.
 
 For the multilingual model (a Llama backbone too) it also keeps upstream's alignment checks, for every chunk
-(engine/alignment.py).
+(engine/decoding/alignment.py).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class SpeechTokenLoop:
         `cancelled()` turns true."""
         if not self.watches_alignment:
             return self._decode(prompts, sampling)
-        from .models.upstream import alignment_watched  # engine.models imports this module: not at its top
+        from ..models.upstream import alignment_watched  # engine.models imports this module: not at its top
 
         with alignment_watched(self.t3.tfmr.config):
             return self._decode(prompts, sampling)

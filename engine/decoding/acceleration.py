@@ -3,7 +3,7 @@
 exact: float32 throughout and upstream's own 10 flow-matching steps; speech tokens and audio equal upstream's for
        the same seed (the parity test pins this).
 fast:  the chunks of a long text go through the model four at a time (the first alone, so it plays sooner):
-       T3 samples them together in the studio's own token loop (engine/decoding.py), which runs a voice's
+       T3 samples them together in the studio's own token loop (engine/decoding/loop.py), which runs a voice's
        conditioning through T3 once and remembers it for the next requests, and keeps the multilingual model's
        alignment checks for every chunk; then S3Gen vocodes each group as one sequence, cut apart
        afterwards (the flow runs over the voice's reference prompt once per group, not once per chunk; each
@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from .decoding import SpeechTokenLoop
+from .loop import SpeechTokenLoop
 
 PRECISIONS = ("fast", "exact")
 UPSTREAM_FLOW_STEPS = 10

@@ -1,0 +1,1 @@
+"""The studio's own T3 token loop: batching, the remembered conditioning prefix, alignment steering, acceleration."""
