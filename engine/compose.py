@@ -31,6 +31,14 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "on
 PARAMETERS = (*PARAMETER_RANGES, "seed")
 
 
+def language_code(tag: str) -> str | None:
+    """A language code as the studio spells it: lower case, and a regional tag (`en-US`, `zh_CN`) as its language
+    (`en`, `zh`) where the studio has no code for the region; None for blank text."""
+    code = tag.strip().lower()
+    primary = code.replace("_", "-").split("-")[0]
+    return primary if code not in LANGUAGES and primary in LANGUAGES else code or None
+
+
 @dataclass(frozen=True)
 class Ask:
     """What a user asked for, in any front door's words; None leaves a choice to the studio."""
@@ -109,7 +117,7 @@ class RequestComposer:
         """The language asked for, else the voice's own, unless a model asked for does not speak it (a library
         voice's language is a default, like its saved settings)."""
         if ask.language:
-            return ask.language.strip().lower() or None
+            return language_code(ask.language)
         if resolved.language and (ask.model not in VARIANTS or VARIANTS[ask.model].speaks(resolved.language)):
             return resolved.language.lower()
         return None

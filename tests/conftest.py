@@ -111,8 +111,22 @@ def running_studio(checkpoint: Path, tmp_path_factory, *flags: str, **env: str) 
             process.kill()
 
 
+def idle_health(studio: str) -> dict:
+    """/health once the engine has nothing running."""
+    while (health := requests.get(f"{studio}/health", timeout=10).json())["busy"]:
+        time.sleep(0.2)
+    return health
+
+
 @pytest.fixture(scope="session")
-def studio(tiny_checkpoint, tmp_path_factory) -> Iterator[str]:
-    """The real studio (`python app.py`) on a loopback port with the tiny checkpoint; yields its base URL."""
-    with running_studio(tiny_checkpoint, tmp_path_factory) as url:
+def wyoming_port() -> int:
+    """The port of the shared studio's Wyoming server."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def studio(tiny_checkpoint, tmp_path_factory, wyoming_port) -> Iterator[str]:
+    """The real studio (`python app.py`) on a loopback port with the tiny checkpoint, its Wyoming server on
+    `wyoming_port`; yields its base URL."""
+    with running_studio(tiny_checkpoint, tmp_path_factory, "--wyoming", "--wyoming-port", str(wyoming_port)) as url:
         yield url
