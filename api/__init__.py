@@ -12,6 +12,7 @@ from engine import Engine
 from settings import Settings
 
 from . import catalog, socket, speech, voices
+from .compat import sillytavern
 from .errors import EXCEPTION_HANDLERS
 from .guard import guarded_lifespan
 
@@ -27,6 +28,7 @@ def routes(engine: Engine, settings: Settings) -> list:
         *speech.build_router(engine, settings).routes,
         *voices.build_router(engine, settings).routes,
         *socket.build_router(engine, settings).routes,
+        *sillytavern.build_router(engine, settings).routes,
     ]
 
 

@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def chunk_texts(request: SynthesisRequest, chunk_chars: int) -> list[text_prep.TextChunk]:
-    """The request's text as the chunks the model speaks one by one, cut by the sentence rules of its language."""
+    """The request's text as the chunks the model speaks one by one, cut by the sentence rules of its language, at
+    most the request's own chunk length long, else `chunk_chars`."""
     chunk_text = text_prep.phrases if request.separate_phrases else text_prep.split
-    return chunk_text(request.text, chunk_chars, request.language)
+    return chunk_text(request.text, request.max_chars_per_chunk or chunk_chars, request.language)
 
 
 class Synthesizer:

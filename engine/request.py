@@ -72,6 +72,7 @@ class SynthesisRequest:
     speed: float = PARAMETER_RANGES["speed"][2]
     seed: int | None = None
     max_tokens_per_chunk: int | None = None
+    max_chars_per_chunk: int | None = None  # None: the engine's chunk length (EngineConfig.chunk_chars)
     separate_phrases: bool = False  # each paragraph a phrase of its own: one chunk, no pause after it
 
     def __post_init__(self):
@@ -97,6 +98,8 @@ class SynthesisRequest:
             raise InvalidRequest(f"seed must be a whole number from 0 to {MAX_SEED}.", "seed")
         if self.max_tokens_per_chunk is not None and not 1 <= self.max_tokens_per_chunk <= 1000:
             raise InvalidRequest("max_tokens_per_chunk must be between 1 and 1000.", "max_tokens_per_chunk")
+        if self.max_chars_per_chunk is not None and not 1 <= self.max_chars_per_chunk <= 1000:
+            raise InvalidRequest("max_chars_per_chunk must be between 1 and 1000.", "max_chars_per_chunk")
 
     def with_seed(self, seed: int) -> "SynthesisRequest":
         return replace(self, seed=seed)

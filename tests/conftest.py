@@ -124,9 +124,14 @@ def wyoming_port() -> int:
     return free_port()
 
 
+# A web page's origin the shared studio lets call its API (SillyTavern's own address by default).
+BROWSER_ORIGIN = "http://localhost:8000"
+
+
 @pytest.fixture(scope="session")
 def studio(tiny_checkpoint, tmp_path_factory, wyoming_port) -> Iterator[str]:
     """The real studio (`python app.py`) on a loopback port with the tiny checkpoint, its Wyoming server on
-    `wyoming_port`; yields its base URL."""
-    with running_studio(tiny_checkpoint, tmp_path_factory, "--wyoming", "--wyoming-port", str(wyoming_port)) as url:
+    `wyoming_port`, and BROWSER_ORIGIN allowed by CORS; yields its base URL."""
+    with running_studio(tiny_checkpoint, tmp_path_factory, "--wyoming", "--wyoming-port", str(wyoming_port),
+                        "--cors-origins", BROWSER_ORIGIN) as url:
         yield url

@@ -5,10 +5,10 @@ from __future__ import annotations
 from wyoming.info import Attribution, Info, TtsProgram, TtsVoice
 
 from engine import Engine, SavedVoice
+from engine.compose import BUILTIN_VOICE
 from engine.models.variants import VARIANTS
 
 PROGRAM = "chatterbox-studio"
-BUILTIN_VOICE = "built-in"  # library ids always end in an audio suffix, so none is spelled so
 ATTRIBUTION = Attribution(name="Resemble AI", url="https://github.com/resemble-ai/chatterbox")
 
 

@@ -22,7 +22,7 @@ from engine import Ask, Engine, EngineError, Job, RequestComposer
 from engine.audio import to_pcm16
 from engine.text import finished_sentences
 
-from .catalog import BUILTIN_VOICE, describe
+from .catalog import describe
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,9 @@ class StreamEnd:
 
 
 def ask_for(utterance: Utterance) -> Ask:
-    """The composer's terms for an utterance: a voice by name (the built-in one by none), else a language."""
+    """The composer's terms for an utterance: a voice by name, else the built-in voice in a language."""
     voice = utterance.voice or SynthesizeVoice()
-    name = None if voice.name in (None, BUILTIN_VOICE) else voice.name
-    return Ask(utterance.text, voice=name, language=None if name else voice.language)
+    return Ask(utterance.text, voice=voice.name, language=None if voice.name else voice.language)
 
 
 class StudioEventHandler(AsyncEventHandler):
