@@ -58,7 +58,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         start_wyoming(engine, settings)
     except OSError as error:
-        print(f"error: the Wyoming server cannot listen on {settings.host}:{settings.wyoming_port} ({error.strerror}); "
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        print(f"error: the Wyoming server cannot listen on {settings.host}:{settings.wyoming_port} ({reason}); "
               f"choose another --wyoming-port.", file=sys.stderr)
         return 2
     demo = ui.build_desk(engine, settings)

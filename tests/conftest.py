@@ -124,6 +124,14 @@ def wyoming_port() -> int:
     return free_port()
 
 
+def save_voice(studio: str, clip: bytes, filename: str, name: str, language: str = "en") -> str:
+    """A voice saved to the running studio's library through the API; its id."""
+    response = requests.post(f"{studio}/api/create_speaker", files={"file": (filename, clip)},
+                             data={"name": name, "language": language}, timeout=600)
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
 # A web page's origin the shared studio lets call its API (SillyTavern's own address by default).
 BROWSER_ORIGIN = "http://localhost:8000"
 

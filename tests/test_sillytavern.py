@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from api.compat.sillytavern import ChatterboxTts, synthesis_request
-from conftest import BROWSER_ORIGIN
+from conftest import BROWSER_ORIGIN, save_voice
 from engine import audio
 from engine.pipeline import chunk_texts
 from settings import Settings
@@ -23,10 +23,7 @@ POST_HEADERS = {**PAGE, "Content-Type": "application/json", "Cache-Control": "no
 
 @pytest.fixture(scope="module")
 def narrator(studio, reference_clip) -> str:
-    response = requests.post(f"{studio}/api/create_speaker", files={"file": ("narrator.mp3", reference_clip)},
-                             data={"name": "The Narrator", "language": "en"}, timeout=TIMEOUT)
-    assert response.status_code == 200, response.text
-    return response.json()["id"]
+    return save_voice(studio, reference_clip, "narrator.mp3", "The Narrator")
 
 
 def get(url: str) -> requests.Response:

@@ -12,7 +12,6 @@ import io
 import wave
 
 import pytest
-import requests
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
@@ -21,7 +20,7 @@ from wyoming.info import Describe, Info
 from wyoming.tts import (Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped,
                          SynthesizeVoice)
 
-from conftest import idle_health
+from conftest import idle_health, save_voice
 
 RATE = 24000
 # With at most 30 speech tokens per chunk one sentence is at most 1.2 s of audio, and at least a few tokens.
@@ -36,10 +35,7 @@ def wyoming(studio, wyoming_port) -> tuple[str, int]:
 
 @pytest.fixture(scope="module")
 def library_voice(studio, reference_clip) -> str:
-    response = requests.post(f"{studio}/api/create_speaker", files={"file": ("kitchen.mp3", reference_clip)},
-                             data={"name": "Kitchen voice", "language": "en"}, timeout=TIMEOUT)
-    assert response.status_code == 200, response.text
-    return response.json()["id"]
+    return save_voice(studio, reference_clip, "kitchen.mp3", "Kitchen voice")
 
 
 def run(coroutine):

@@ -105,6 +105,9 @@ class StudioEventHandler(AsyncEventHandler):
                     return
         except (ConnectionError, OSError):  # the client went away while it was being answered
             pass
+        except Exception:  # a fault of the studio's: said once, and the client is not left waiting
+            log.exception("A Wyoming request failed")
+            await self.stop()
 
     async def _speak(self, utterance: Utterance) -> bool:
         """Speak `utterance` as audio events; on an engine error send an `error` event and return False."""

@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import ipaddress
 import logging
+import socket
 import threading
 from functools import partial
 
@@ -47,11 +48,13 @@ class WyomingServer:
             return
         from wyoming.zeroconf import HomeAssistantZeroconf
 
+        name = f"{SERVICE_NAME}-{socket.gethostname().split('.')[0]}-{self.port}"  # unique on the network
         try:
-            announcer = HomeAssistantZeroconf(self.port, name=SERVICE_NAME, host=_ipv4_address(self.host))
-            await announcer.register_server()
-        except OSError as error:  # no network for multicast; discovery is a convenience
+            await HomeAssistantZeroconf(self.port, name=name, host=_ipv4_address(self.host)).register_server()
+        except Exception as error:  # no multicast, a name taken: discovery is a convenience, serving goes on
             log.warning("Could not announce the Wyoming server by zeroconf (%s); add it by host and port.", error)
+            return
+        log.info("Wyoming server announced by zeroconf as %s", name)
 
 
 def _ipv4_address(host: str) -> str | None:
