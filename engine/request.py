@@ -74,6 +74,7 @@ class SynthesisRequest:
     max_tokens_per_chunk: int | None = None
     max_chars_per_chunk: int | None = None  # None: the engine's chunk length (EngineConfig.chunk_chars)
     separate_phrases: bool = False  # each paragraph a phrase of its own: one chunk, no pause after it
+    captions: bool = False  # each sentence a chunk of its own, so each has audio of its own to time a caption by
 
     def __post_init__(self):
         if not isinstance(self.text, str):
