@@ -229,6 +229,7 @@ class InstantJob:
     id = 1
     seed = 1
     ignored_parameters: list = []
+    ignored_tags: list = []
 
     def __init__(self, request: SynthesisRequest):
         self.request = request

@@ -219,12 +219,14 @@ def test_generate_streams_chunks_then_finishes_the_take(engine, tmp_path, monkey
     monkeypatch.setattr(handlers, "STREAMING", True)
     h = handlers.Handlers(engine, Settings())
     defaults = [PARAMETER_RANGES[p][2] for p in handlers.PARAMS]
-    steps = [step for step in h.generate("One. Two.", None, "", "flac", *defaults, 5, "", "", False, [], None)
+    steps = [step for step in h.generate("One. Two.", None, "", "flac", *defaults, 5, "", "", True, [], None)
              if step != handlers.STILL_WORKING]
     streamed, final = steps[:-1], steps[-1]
     assert len(streamed) == 2 and all(isinstance(s[0], tuple) and s[0][0] == 24000 for s in streamed)
     player, downloads, note, takes, pick = final
-    assert downloads[0].endswith(".flac") and "Seed used: **5**" in note and "built-in voice" in note
+    assert [Path(d).suffix for d in downloads] == [".flac", ".srt", ".vtt"]  # the captions box was ticked
+    assert Path(downloads[1]).read_text().count(" --> ") == 2
+    assert "Seed used: **5**" in note and "built-in voice" in note
     assert takes[0].values["seed"] == 5 and pick["value"] == takes[0].number
     assert h.load_take(takes, takes[0].number)[0] == "One. Two."
 
