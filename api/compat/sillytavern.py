@@ -27,6 +27,7 @@ from ..auth import key_dependencies
 from ..errors import ApiRoute
 from ..speech import AUDIO_RESPONSES
 
+
 class ChatterboxTts(BaseModel):
     """`POST /tts` (and `GET /tts-stream`'s query): the original server's fields and limits."""
 
