@@ -238,7 +238,7 @@ def test_multilingual_chunks_decoded_together_sample_what_upstream_samples_for_e
         assert prompts[-1].text_tokens.numel() == 5
         head = t3.speech_head
         with torch.inference_mode():
-            together = SpeechTokenLoop(t3, SteeredHead(head, steering))(prompts, sampling)
+            together = SpeechTokenLoop(t3, SteeredHead(head, steering), watches_alignment=True)(prompts, sampling)
             assert [tokens.shape[1] for tokens in together] == [17, 17, 10, 3]
             assert together[-1][0, -1] == stop
             for prompt, tokens in zip(prompts[:-1], together):
@@ -301,7 +301,8 @@ def test_multilingual_loop_with_a_bfloat16_backbone_watches_alignment_determinis
     queries and keys in bfloat16, the heads' weights and sampling in float32."""
     with multilingual.using_model() as model:
         upstream = SimpleNamespace(t3=copy.deepcopy(model.upstream.t3), s3gen=None)
-        loop = apply_acceleration(upstream, Acceleration(token_loop=True, bf16_t3=True))
+        loop = apply_acceleration(upstream, Acceleration(token_loop=True, bf16_t3=True), watches_alignment=True)
+        assert loop.watches_alignment
         cond = model.t3_conditioning(model.builtin_conditionals, 0.5)
         prompts = [SpeechPrompt(model.text_tokens(text, "fr"), TOKEN_LIMIT, SEED + i, cond)
                    for i, text in enumerate(["Ça a été très bien, merci.", "Oui"])]

@@ -97,9 +97,10 @@ def _native_bf16(device: str) -> bool:
     return False
 
 
-def apply(upstream, acceleration: Acceleration) -> SpeechTokenLoop | None:
-    """Change the loaded upstream model in place as `acceleration` says; the studio's token loop for it, if any.
-    T3 runs in bfloat16 only where the studio's loop runs it, which casts around it."""
+def apply(upstream, acceleration: Acceleration, watches_alignment: bool = False) -> SpeechTokenLoop | None:
+    """Change the loaded upstream model in place as `acceleration` says; the studio's token loop for it, if any,
+    keeping upstream's alignment checks if the variant `watches_alignment`. T3 runs in bfloat16 only where the
+    studio's loop runs it, which casts around it."""
     loop = acceleration.token_loop
     head = upstream.t3.speech_head
     if acceleration.fused_gelu:
@@ -116,7 +117,7 @@ def apply(upstream, acceleration: Acceleration) -> SpeechTokenLoop | None:
     if acceleration.bf16_flow:
         decoder = upstream.s3gen.flow.decoder
         decoder.estimator = Bfloat16Estimator(decoder.estimator)
-    return SpeechTokenLoop(upstream.t3, head) if loop else None
+    return SpeechTokenLoop(upstream.t3, head, watches_alignment) if loop else None
 
 
 def fuse_gpt2_gelu(module: torch.nn.Module) -> None:
