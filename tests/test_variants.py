@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import engine_on_cpu
+from conftest import capped, engine_on_cpu
 from engine import InvalidAudio, InvalidRequest, SynthesisRequest, Voice, audio
 from engine.decoding.acceleration import Acceleration, apply as apply_acceleration, fuse_gpt2_gelu, plan, replace_gpt2_projections
 from engine.decoding.loop import Sampling, SpeechPrompt, SpeechTokenLoop
@@ -31,20 +31,6 @@ def multilingual_checkpoint():
 def multilingual(tmp_path_factory, multilingual_checkpoint):
     yield from engine_on_cpu(tmp_path_factory, multilingual_checkpoint, model="chatterbox-multilingual",
                              precision="exact")
-
-
-def capped(owner, method: str, keyword: str, limit: int, monkeypatch) -> list:
-    """Cap `owner.method`'s token limit argument at `limit` and record the tokens it returns."""
-    original, recorded = getattr(owner, method), []
-
-    def call(*args, **kwargs):
-        kwargs[keyword] = min(kwargs.get(keyword, 1000), limit)
-        tokens = original(*args, **kwargs)
-        recorded.append(tokens.clone())
-        return tokens
-
-    monkeypatch.setattr(owner, method, call)
-    return recorded
 
 
 def test_turbo_audio_equals_upstream_generate(turbo, monkeypatch):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from ..decoding.acceleration import Acceleration
+from ..decoding.acceleration import Acceleration, shortened_reference
 from ..decoding.loop import Sampling, SpeechPrompt, SpeechTokenLoop, never
 from ..errors import InvalidRequest, SynthesisFailed
 from .upstream import flow_stopping_when
@@ -129,9 +129,10 @@ class LoadedModel:
         if self.token_loop is not None:
             torch.manual_seed(seed)
         pieces = []
+        reference = shortened_reference(conds.gen, self.acceleration.reference_seconds)
         with torch.inference_mode(), flow_stopping_when(self.upstream.s3gen, cancelled):
             for run in joint_runs([tokens.numel() for tokens in chunks], JOINT_VOCODE_TOKENS):
-                wav = self.loader.waveform(self.upstream.s3gen, torch.cat([chunks[i] for i in run]), conds.gen,
+                wav = self.loader.waveform(self.upstream.s3gen, torch.cat([chunks[i] for i in run]), reference,
                                            self.acceleration.flow_steps)
                 pieces += self._cut(wav.squeeze(0), [chunks[i].numel() for i in run])
         return [self._watermarked(piece) for piece in pieces]
