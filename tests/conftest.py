@@ -82,6 +82,17 @@ def capped(owner, method: str, keyword: str, limit: int, monkeypatch) -> list:
     return recorded
 
 
+def upstream_turbo_audio(upstream, text: str, seed: int, limit: int, monkeypatch):
+    """What upstream Turbo's own `generate` says for `text` from `seed`, its T3 stopped after `limit` tokens."""
+    import torch
+
+    recorded = capped(upstream.t3, "inference_turbo", "max_gen_len", limit - 1, monkeypatch)
+    torch.manual_seed(seed)
+    wav = upstream.generate(text).squeeze(0).numpy()
+    assert recorded[0].numel() == limit
+    return wav
+
+
 @pytest.fixture(scope="session")
 def reference_clip() -> bytes:
     """Three seconds of a voice-like signal, as an mp3 file's bytes."""

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import api
-from conftest import ROOT, capped, engine_on_cpu, studio_env
+from conftest import ROOT, capped, engine_on_cpu, studio_env, upstream_turbo_audio
 from engine import MODELS, PARAMETER_RANGES, SynthesisRequest, audio
 from engine.decoding.acceleration import plan, shortened_reference
 from engine.decoding.loop import Sampling, SpeechPrompt, SpeechTokenLoop
@@ -117,11 +117,7 @@ def test_exact_nano_speaks_the_audio_upstreams_turbo_class_speaks_with_gpt2_smal
                                                                                    monkeypatch):
     clip = exact_nano.synthesize(SynthesisRequest(ENGLISH, seed=SEED, max_tokens_per_chunk=TOKEN_LIMIT))
     with exact_nano.using_model() as model:
-        upstream = reference_nano(model, nano_checkpoint)
-        recorded = capped(upstream.t3, "inference_turbo", "max_gen_len", TOKEN_LIMIT - 1, monkeypatch)
-        torch.manual_seed(SEED)
-        expected = upstream.generate(ENGLISH).squeeze(0).numpy()
-    assert recorded[0].numel() == TOKEN_LIMIT
+        expected = upstream_turbo_audio(reference_nano(model, nano_checkpoint), ENGLISH, SEED, TOKEN_LIMIT, monkeypatch)
     assert len(clip.samples) == len(expected)
     assert np.array_equal(clip.samples[FADE:-FADE], expected[FADE:-FADE])
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import capped, engine_on_cpu
+from conftest import capped, engine_on_cpu, upstream_turbo_audio
 from engine import InvalidAudio, InvalidRequest, SynthesisRequest, Voice, audio
 from engine.decoding.acceleration import Acceleration, apply as apply_acceleration, fuse_gpt2_gelu, plan, replace_gpt2_projections
 from engine.decoding.loop import Sampling, SpeechPrompt, SpeechTokenLoop
@@ -39,11 +39,7 @@ def test_turbo_audio_equals_upstream_generate(turbo, monkeypatch):
         assert model.text_tokens(text, None).numel() > 10
     clip = turbo.synthesize(SynthesisRequest(text, seed=SEED, max_tokens_per_chunk=TOKEN_LIMIT))
     with turbo.using_model() as model:
-        upstream = model.upstream
-        recorded = capped(upstream.t3, "inference_turbo", "max_gen_len", TOKEN_LIMIT - 1, monkeypatch)
-        torch.manual_seed(SEED)
-        expected = upstream.generate(text).squeeze(0).numpy()
-    assert recorded[0].numel() == TOKEN_LIMIT
+        expected = upstream_turbo_audio(model.upstream, text, SEED, TOKEN_LIMIT, monkeypatch)
     assert len(clip.samples) == len(expected)
     assert np.array_equal(clip.samples[FADE:-FADE], expected[FADE:-FADE])
 

@@ -3,7 +3,7 @@ the request, the web API and the UI can know the variants without loading a mode
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InvalidRequest
@@ -62,54 +62,41 @@ class VariantSpec:
                              "language")
 
 
-_MULTILINGUAL_FILES = ("grapheme_mtl_merged_expanded_v1.json", "conds.pt", "Cangjie5_TC.json")
+_ENGLISH = VariantSpec(
+    "chatterbox", "ResembleAI/chatterbox", t3_file="t3_cfg.safetensors", voice_encoder_file="ve.safetensors",
+    s3gen_file="s3gen.safetensors", support_files=("tokenizer.json", "conds.pt"),
+    architecture="english", backbone="llama", backbone_config="Llama_520M", languages=("en",),
+    takes_language_id=False, upstream_class="chatterbox.tts:ChatterboxTTS",
+)
+_MULTILINGUAL_V2 = VariantSpec(
+    "chatterbox-multilingual", "ResembleAI/chatterbox", t3_file="t3_mtl23ls_v2.safetensors",
+    voice_encoder_file="ve.pt", s3gen_file="s3gen.pt",
+    support_files=("grapheme_mtl_merged_expanded_v1.json", "conds.pt", "Cangjie5_TC.json"),
+    architecture="multilingual", backbone="llama", backbone_config="Llama_520M", languages=tuple(LANGUAGES),
+    takes_language_id=True, defaults=(("repetition_penalty", 2.0),), watches_alignment=True,
+    upstream_class="chatterbox.mtl_tts:ChatterboxMultilingualTTS",
+)
 _GPT2_TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
                          "special_tokens_map.json", "added_tokens.json")
+_TURBO = VariantSpec(
+    "chatterbox-turbo", "ResembleAI/chatterbox-turbo", t3_file="t3_turbo_v1.safetensors",
+    voice_encoder_file="ve.safetensors", s3gen_file="s3gen_meanflow.safetensors",
+    support_files=("conds.pt", *_GPT2_TOKENIZER_FILES),
+    architecture="turbo", backbone="gpt2", backbone_config="GPT2_medium", languages=("en",),
+    takes_language_id=False, ignores=("cfg_weight", "exaggeration", "min_p"), defaults=(("top_p", 0.95),),
+    min_reference_seconds=5.0,  # upstream asserts a reference clip longer than 5 s
+    upstream_class="chatterbox.tts_turbo:ChatterboxTurboTTS",
+)
+# Upstream's main branch after 0.1.7 (commit 3f35dfc): V2's files with another T3, no alignment analyzer, a milder
+# repetition penalty, and the audio of the last speech token (about 40 ms of noise) cut off.
+_MULTILINGUAL_V3 = replace(_MULTILINGUAL_V2, name="chatterbox-multilingual-v3", t3_file="t3_mtl23ls_v3.safetensors",
+                           defaults=(("repetition_penalty", 1.2),), watches_alignment=False, trims_last_token=True)
+# Upstream's main branch after 0.1.7 (commit 5de7a54): Turbo with a GPT-2 small T3 (110M parameters in all), in a
+# repository of its own. Upstream downloads its tokenizer as "*.json" and "*.txt"; tokenizer.json alone makes it.
+_NANO = replace(_TURBO, name="chatterbox-nano", repo_id="ResembleAI/chatterbox-nano", t3_file="t3_nano_v1.safetensors",
+                backbone_config="GPT2_small", optional_files=("conds.pt", *_GPT2_TOKENIZER_FILES[1:]))
 
-VARIANTS = {
-    "chatterbox": VariantSpec(
-        "chatterbox", "ResembleAI/chatterbox", t3_file="t3_cfg.safetensors", voice_encoder_file="ve.safetensors",
-        s3gen_file="s3gen.safetensors", support_files=("tokenizer.json", "conds.pt"),
-        architecture="english", backbone="llama", backbone_config="Llama_520M", languages=("en",),
-        takes_language_id=False, upstream_class="chatterbox.tts:ChatterboxTTS",
-    ),
-    "chatterbox-multilingual": VariantSpec(
-        "chatterbox-multilingual", "ResembleAI/chatterbox", t3_file="t3_mtl23ls_v2.safetensors",
-        voice_encoder_file="ve.pt", s3gen_file="s3gen.pt", support_files=_MULTILINGUAL_FILES,
-        architecture="multilingual", backbone="llama", backbone_config="Llama_520M", languages=tuple(LANGUAGES),
-        takes_language_id=True, defaults=(("repetition_penalty", 2.0),), watches_alignment=True,
-        upstream_class="chatterbox.mtl_tts:ChatterboxMultilingualTTS",
-    ),
-    # Upstream's main branch after 0.1.7 (commit 3f35dfc): another T3 beside V2's files, no alignment analyzer, a
-    # milder repetition penalty, and the audio of the last speech token (about 40 ms of noise) cut off.
-    "chatterbox-multilingual-v3": VariantSpec(
-        "chatterbox-multilingual-v3", "ResembleAI/chatterbox", t3_file="t3_mtl23ls_v3.safetensors",
-        voice_encoder_file="ve.pt", s3gen_file="s3gen.pt", support_files=_MULTILINGUAL_FILES,
-        architecture="multilingual", backbone="llama", backbone_config="Llama_520M", languages=tuple(LANGUAGES),
-        takes_language_id=True, defaults=(("repetition_penalty", 1.2),), trims_last_token=True,
-        upstream_class="chatterbox.mtl_tts:ChatterboxMultilingualTTS",
-    ),
-    "chatterbox-turbo": VariantSpec(
-        "chatterbox-turbo", "ResembleAI/chatterbox-turbo", t3_file="t3_turbo_v1.safetensors",
-        voice_encoder_file="ve.safetensors", s3gen_file="s3gen_meanflow.safetensors",
-        support_files=("conds.pt", *_GPT2_TOKENIZER_FILES),
-        architecture="turbo", backbone="gpt2", backbone_config="GPT2_medium", languages=("en",),
-        takes_language_id=False, ignores=("cfg_weight", "exaggeration", "min_p"), defaults=(("top_p", 0.95),),
-        min_reference_seconds=5.0,  # upstream asserts a reference clip longer than 5 s
-        upstream_class="chatterbox.tts_turbo:ChatterboxTurboTTS",
-    ),
-    # Upstream's main branch after 0.1.7 (commit 5de7a54): Turbo with a GPT-2 small T3 (110M parameters in all).
-    # Upstream downloads its tokenizer as "*.json" and "*.txt"; tokenizer.json alone makes GPT-2's tokenizer.
-    "chatterbox-nano": VariantSpec(
-        "chatterbox-nano", "ResembleAI/chatterbox-nano", t3_file="t3_nano_v1.safetensors",
-        voice_encoder_file="ve.safetensors", s3gen_file="s3gen_meanflow.safetensors",
-        support_files=("conds.pt", *_GPT2_TOKENIZER_FILES),
-        optional_files=("conds.pt", *_GPT2_TOKENIZER_FILES[1:]),
-        architecture="turbo", backbone="gpt2", backbone_config="GPT2_small", languages=("en",),
-        takes_language_id=False, ignores=("cfg_weight", "exaggeration", "min_p"), defaults=(("top_p", 0.95),),
-        min_reference_seconds=5.0, upstream_class="chatterbox.tts_turbo:ChatterboxTurboTTS",
-    ),
-}
+VARIANTS = {spec.name: spec for spec in (_ENGLISH, _MULTILINGUAL_V2, _MULTILINGUAL_V3, _TURBO, _NANO)}
 
 MODELS = tuple(VARIANTS)
 
