@@ -38,6 +38,7 @@ class VariantSpec:
     optional_files: tuple[str, ...] = ("conds.pt",)  # files it loads without (the built-in voice: then clips only)
     watches_alignment: bool = False  # whether upstream's T3 loop steers the stop token by attention (its analyzer)
     trims_last_token: bool = False  # whether upstream cuts the audio of a chunk's last speech token after S3Gen
+    sound_tags: tuple[str, ...] = ()  # the sounds it performs where the text has them in brackets: [laugh]
     upstream_class: str = field(kw_only=True)  # upstream's own model class, "module:Class"
 
     @property
@@ -62,6 +63,9 @@ class VariantSpec:
                              "language")
 
 
+# The paralinguistic tags upstream's Turbo demo offers (gradio_tts_turbo_app.py on its main branch); Nano has them too.
+TURBO_SOUND_TAGS = ("clear throat", "sigh", "shush", "cough", "groan", "sniff", "gasp", "chuckle", "laugh")
+
 _ENGLISH = VariantSpec(
     "chatterbox", "ResembleAI/chatterbox", t3_file="t3_cfg.safetensors", voice_encoder_file="ve.safetensors",
     s3gen_file="s3gen.safetensors", support_files=("tokenizer.json", "conds.pt"),
@@ -85,7 +89,7 @@ _TURBO = VariantSpec(
     architecture="turbo", backbone="gpt2", backbone_config="GPT2_medium", languages=("en",),
     takes_language_id=False, ignores=("cfg_weight", "exaggeration", "min_p"), defaults=(("top_p", 0.95),),
     min_reference_seconds=5.0,  # upstream asserts a reference clip longer than 5 s
-    upstream_class="chatterbox.tts_turbo:ChatterboxTurboTTS",
+    sound_tags=TURBO_SOUND_TAGS, upstream_class="chatterbox.tts_turbo:ChatterboxTurboTTS",
 )
 # Upstream's main branch after 0.1.7 (commit 3f35dfc): V2's files with another T3, no alignment analyzer, a milder
 # repetition penalty, and the audio of the last speech token (about 40 ms of noise) cut off.
