@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import openai
@@ -253,9 +254,9 @@ def test_the_desk_speaks_them(which, language, request):
     desk = handlers.Handlers(engine, Settings())
     defaults = [PARAMETER_RANGES[p][2] for p in handlers.PARAMS]
     steps = [step for step in desk.generate("Hello.", None, "", "wav", *defaults, SEED, language,
-                                            engine.config.model, [], None) if step != handlers.STILL_WORKING]
-    player, download, note, takes, _ = steps[-1]
-    assert "Seed used: **31**" in note and audio.decode(open(download, "rb").read()).size > 0
+                                            engine.config.model, False, [], None) if step != handlers.STILL_WORKING]
+    player, downloads, note, takes, _ = steps[-1]
+    assert "Seed used: **31**" in note and audio.decode(Path(downloads[0]).read_bytes()).size > 0
 
 
 @pytest.mark.parametrize("model, checkpoint, language", [("chatterbox-nano", "nano_checkpoint", []),
