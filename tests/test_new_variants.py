@@ -6,6 +6,7 @@ through every front door."""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from engine.decoding.loop import Sampling, SpeechPrompt, SpeechTokenLoop
 from engine.models import SAMPLES_PER_TOKEN, SPEECH_VOCAB, VARIANTS, accelerated, turbo_t3_config
 from engine.models.upstream import derived_backbone
 from engine.models.weights import read_state
+import settings
 from settings import Settings
 from ui import handlers
 
@@ -232,6 +234,13 @@ def test_the_fast_precision_gives_s3gens_flow_the_first_seconds_of_the_reference
     assert shortened_reference(reference, None) is reference and shortened_reference(reference, 10.0) is reference
     assert (plan("fast", "cpu").reference_seconds, plan("exact", "cpu").reference_seconds) == (4.0, None)
     assert plan("fast", "cpu", reference_seconds=10.0).reference_seconds == 10.0
+
+
+@pytest.mark.parametrize("given", ["0.5", "11", "four"])
+def test_the_reference_seconds_flag_takes_one_to_ten_seconds(given):
+    assert settings.reference_seconds("2.5") == 2.5
+    with pytest.raises(argparse.ArgumentTypeError, match="from 1 to 10"):
+        settings.reference_seconds(given)
 
 
 @pytest.mark.parametrize("which, language", [("fast_nano", None), ("fast_v3", "fr")])
