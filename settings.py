@@ -103,6 +103,18 @@ def _whole_number(what: str, most: int) -> Callable[[str], int]:
 
 
 flow_steps = _whole_number("flow steps", 50)
+
+
+def reference_seconds(text: str) -> float:
+    """Seconds of the reference prompt, 1 to 10 (upstream's S3Gen hears at most 10)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= 10:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds from 1 to 10")
+    return seconds
+
 batch_requests = _whole_number("requests", 64)
 
 
@@ -133,6 +145,8 @@ FLAGS = (
                       "computes, same output for the same seed", "global", choices=PRECISIONS),
     Flag("flow_steps", "S3Gen flow-matching steps, 1 to 50 (default: 5 fast, 10 exact; more is slower and smoother)",
          "global", flow_steps),
+    Flag("reference_seconds", "seconds of the voice's reference clip S3Gen's flow hears, 1 to 10 (default: 4 fast, "
+                              "10 exact; more is slower and closer to the voice)", "global", reference_seconds),
     Flag("batch_requests", "most requests whose next chunks T3 samples together, 1 to 64 (default: 16 on a CUDA GPU "
                            "in the fast precision, else 1)", "global", batch_requests),
     Flag("checkpoint_dir", "load weights from this folder (Chatterbox's file layout) instead of the Hugging Face hub",

@@ -42,7 +42,8 @@ class Synthesizer:
         self.model: LoadedModel | None = None
         self.cache = ConditionalsCache(config.voice_cache_size)
         self.device = resolve_device(config.device)
-        self.acceleration = plan(config.precision, self.device, config.flow_steps, config.batch_requests)
+        self.acceleration = plan(config.precision, self.device, config.flow_steps, config.batch_requests,
+                                 config.reference_seconds)
 
     def spec_for(self, request: SynthesisRequest) -> VariantSpec:
         """The variant that serves `request`: its own model, else the studio's default."""

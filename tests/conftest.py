@@ -56,6 +56,44 @@ def turbo(turbo_checkpoint, tmp_path_factory) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
+def nano_checkpoint() -> Path:
+    """Nano's file layout (Turbo's with t3_nano_v1.safetensors): a 2-layer GPT-2 small T3; a 6 s voice."""
+    return random_checkpoint.cached("tiny-nano-2layer", variant="chatterbox-nano", t3_layers=2, voice_seconds=6.0)
+
+
+@pytest.fixture(scope="session")
+def v3_checkpoint() -> Path:
+    """Multilingual V3's file layout (V2's with t3_mtl23ls_v3.safetensors): a 2-layer T3, which V3 can have since
+    it watches no attention heads."""
+    return random_checkpoint.cached("tiny-mtl-v3-2layer", variant="chatterbox-multilingual-v3", t3_layers=2)
+
+
+def capped(owner, method: str, keyword: str, limit: int, monkeypatch) -> list:
+    """Cap `owner.method`'s token limit argument at `limit` and record the tokens it returns."""
+    original, recorded = getattr(owner, method), []
+
+    def call(*args, **kwargs):
+        kwargs[keyword] = min(kwargs.get(keyword, 1000), limit)
+        tokens = original(*args, **kwargs)
+        recorded.append(tokens.clone())
+        return tokens
+
+    monkeypatch.setattr(owner, method, call)
+    return recorded
+
+
+def upstream_turbo_audio(upstream, text: str, seed: int, limit: int, monkeypatch):
+    """What upstream Turbo's own `generate` says for `text` from `seed`, its T3 stopped after `limit` tokens."""
+    import torch
+
+    recorded = capped(upstream.t3, "inference_turbo", "max_gen_len", limit - 1, monkeypatch)
+    torch.manual_seed(seed)
+    wav = upstream.generate(text).squeeze(0).numpy()
+    assert recorded[0].numel() == limit
+    return wav
+
+
+@pytest.fixture(scope="session")
 def reference_clip() -> bytes:
     """Three seconds of a voice-like signal, as an mp3 file's bytes."""
     from engine import audio

@@ -96,8 +96,8 @@ def test_scratch_files_older_than_a_day_are_swept(tmp_path):
     desk.remove_takes()
 
 
-def _handlers(tmp_path) -> handlers.Handlers:
-    engine = SimpleNamespace(config=EngineConfig(model="chatterbox"), library=None)
+def _handlers(tmp_path, device: str = "cpu") -> handlers.Handlers:
+    engine = SimpleNamespace(config=EngineConfig(model="chatterbox"), library=None, status=lambda: {"device": device})
     return handlers.Handlers(engine, Settings(max_input_chars=100))
 
 
@@ -124,6 +124,15 @@ def test_variant_controls_disable_what_the_variant_ignores(tmp_path):
                            "min_p": False, "repetition_penalty": True, "speed": True}
     assert language["interactive"] is False and "ignores CFG weight / pace" in note  # the sliders' own labels
     assert h.variant_controls("chatterbox-multilingual")[-2]["interactive"] is True
+
+
+def test_on_a_cpu_the_desk_suggests_nano_or_turbo_for_drafts_with_their_cost_and_switches_nothing(tmp_path):
+    updates = _handlers(tmp_path).variant_controls("chatterbox-multilingual-v3")
+    assert len(updates) == len(handlers.PARAMS) + 2  # sliders, language, note: the model choice is left as it is
+    assert "No GPU here" in updates[-1] and "chatterbox-nano (fastest) or chatterbox-turbo" in updates[-1]
+    assert "English only" in updates[-1] and "final take with chatterbox-multilingual-v3" in updates[-1]
+    assert "No GPU" not in _handlers(tmp_path).variant_controls("chatterbox-nano")[-1]
+    assert "No GPU" not in _handlers(tmp_path, device="cuda").variant_controls("chatterbox")[-1]
 
 
 def test_choosing_a_variant_sets_the_sliders_whose_default_is_its_own(tmp_path):

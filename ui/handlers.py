@@ -25,6 +25,7 @@ from engine.text.captions import CAPTION_FORMATS, cues_of
 from settings import Settings
 
 from . import api_tab, history
+from .advice import draft_suggestion
 from .gpu import gpu
 from .history import Take
 from .reference import inspect_clip, trim_clip
@@ -245,6 +246,7 @@ class Handlers:
         if not spec.takes_language_id:
             others = ", ".join(other.name for other in VARIANTS.values() if other.takes_language_id)
             note = (note + f" Language: {LANGUAGES[spec.languages[0]]} only (choose {others} for others).").strip()
+        note = f"{note} {draft_suggestion(model, self.engine.status()['device'])}".strip()
         return [*updates, gr.update(interactive=spec.takes_language_id), note]
 
     def variant_defaults(self, model: str) -> list:
