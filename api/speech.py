@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 
-from engine import MODELS, Ask, Engine, NotFound, RequestComposer, SynthesisRequest
+from engine import MODELS, Ask, Engine, InvalidRequest, NotFound, RequestComposer, SynthesisRequest, audio
 from engine.compose import PARAMETERS
+from engine.quality import PickedTake, checker_for, make_take, needs_whole_clip, recognizer_for
 from settings import Settings
 
 from . import streaming
@@ -66,6 +67,14 @@ def synthesis_request(body: SpeechRequest, settings: Settings, composer: Request
     return composer.compose(ask(body, settings, clip))
 
 
+def take_headers(take: PickedTake) -> dict[str, str]:
+    """The seed of each chunk's chosen take and, when takes were heard, the worst chunk's character error rate."""
+    headers = {"X-Seed": str(take.seeds[0]), "X-Chunk-Seeds": ",".join(map(str, take.seeds))}
+    if take.worst is not None:
+        headers["X-Character-Error-Rate"] = f"{take.worst.cer:.4f}"
+    return headers
+
+
 def build_router(engine: Engine, settings: Settings) -> APIRouter:
     router = APIRouter(route_class=ApiRoute, dependencies=key_dependencies(settings), tags=["speech"])
     composer = settings.composer(engine.config, engine.library)
@@ -75,8 +84,20 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         """OpenAI's text to speech, with Chatterbox's parameters; whole, chunked (`audio`) or as events (`sse`)."""
         if body.stream_format == "sse":
             streaming.check_streamable(body.response_format)
-        job = engine.submit(synthesis_request(body, settings, composer))
-        return streaming.respond(job, body.response_format, body.stream_format)
+        request = synthesis_request(body, settings, composer)
+        if needs_whole_clip(request):
+            return finished(request, body.response_format, body.stream_format)
+        return streaming.respond(engine.submit(request), body.response_format, body.stream_format)
+
+    def finished(request: SynthesisRequest, fmt: str, stream_format: str | None) -> Response:
+        """The whole take, its candidates heard and its edges and loudness finished as the request asks."""
+        if stream_format is not None:
+            raise InvalidRequest("candidates, trim and loudness need the whole take before any of it is sent; leave "
+                                 "stream_format unset.", "stream_format")
+        recognizer = recognizer_for(engine.config.asr_model, engine.config.device)
+        take = make_take(engine, request, checker_for(request, recognizer))
+        return Response(audio.encode(take.clip.samples, take.clip.sample_rate, fmt),
+                        media_type=audio.FORMATS[fmt][0], headers=take_headers(take))
 
     @router.post("/api/generate_tts_stream", responses=AUDIO_RESPONSES, response_class=Response)
     def generate_tts_stream(body: SpeechRequest) -> Response:

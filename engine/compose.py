@@ -27,8 +27,10 @@ from .voices import VoiceLibrary
 # The names OpenAI's clients send as `voice`; each is the built-in voice unless aliased to a library voice.
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse",
                  "marin", "cedar")
-# What a voice's saved defaults, a preset and a request's own values may set.
-PARAMETERS = (*PARAMETER_RANGES, "seed")
+# What a voice's saved defaults, a preset and a request's own values may set: the sampling, and what is done to
+# the take after it (engine/quality/takes.py).
+FINISHING = ("candidates", "trim", "loudness")
+PARAMETERS = (*PARAMETER_RANGES, "seed", *FINISHING)
 
 
 @dataclass(frozen=True)

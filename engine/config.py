@@ -21,6 +21,7 @@ class EngineConfig:
     precision: str = "fast"  # or "exact": see engine/decoding/acceleration.py
     flow_steps: int | None = None  # None: the precision's own
     batch_requests: int | None = None  # the most requests sampled together; None: the precision's and device's own
+    asr_model: str = "base"  # the speech recognizer that checks takes: a folder, a name to download, or "off"
 
     @property
     def voices_dir(self) -> Path:
