@@ -5,6 +5,7 @@ same weights, once as transformers holds them and once converted by CTranslate2'
 loads it on a CPU). Each transcribes the same seconds of a voice-like signal, greedily, made to decode exactly
 `--tokens` tokens (random weights would otherwise stop anywhere), which is about what a clip of that length says.
 Both are timed in the same process, one after the other, so a busy machine slows both alike and the ratio holds.
+It also times what every dataset clip gets besides: Silero VAD trimming and EBU R128 loudness, on the same clip.
 
     .venv/bin/python -m bench.recognizers --size base --seconds 5 --tokens 30
 """
@@ -76,10 +77,16 @@ def main() -> None:
 
         hf_seconds = timed(with_transformers, args.repeats)
         ct2_seconds = timed(with_ctranslate2, args.repeats)
+    from engine.quality import normalize_loudness, trim_non_speech
+
+    at_22k = random_checkpoint.synthetic_voice(args.seconds, sample_rate=22050, seed=3)
+    vad_seconds = timed(lambda: trim_non_speech(at_22k, 22050), args.repeats)
+    loudness_seconds = timed(lambda: normalize_loudness(at_22k, 22050, -23.0), args.repeats)
     print(f"{platform.processor() or platform.machine()}, {args.threads} threads, Whisper {args.size} (random "
           f"weights), {args.seconds:g} s of audio, {args.tokens} tokens, median of {args.repeats}:")
     print(f"  transformers {hf_seconds:.2f} s   faster-whisper (int8) {ct2_seconds:.2f} s   "
           f"ratio {hf_seconds / ct2_seconds:.1f}x")
+    print(f"  Silero VAD trim {vad_seconds:.3f} s   loudness {loudness_seconds:.3f} s")
 
 
 if __name__ == "__main__":
