@@ -102,8 +102,10 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
     @router.post("/api/generate_tts_stream", responses=AUDIO_RESPONSES, response_class=Response)
     def generate_tts_stream(body: SpeechRequest) -> Response:
         """The same body as /v1/audio/speech (`text` may stand for `input`); audio always streamed in chunks."""
-        job = engine.submit(synthesis_request(body, settings, composer))
-        return streaming.respond(job, body.response_format, "audio")
+        request = synthesis_request(body, settings, composer)
+        if needs_whole_clip(request):
+            return finished(request, body.response_format, "audio")  # refused: a stream cannot wait for the whole
+        return streaming.respond(engine.submit(request), body.response_format, "audio")
 
     @router.post("/v2/audio/speech_with_prompt", responses=AUDIO_RESPONSES, response_class=Response)
     def speech_with_prompt(

@@ -65,8 +65,8 @@ def score_rows(run: DatasetRun) -> list[list]:
     """A row per clip the recognizer heard: the listed ones, then the refused ones."""
     texts = run.done()
     listed = [[name, "yes", float(row["cer"]), row["transcript"], texts[name]] for name, row in run.scores().items()]
-    failed = [[row["name"], "no", float(row["cer"]) if row["cer"] else None, row["transcript"], row["text"]]
-              for row in run.failures()]
+    failed = [[row["name"], "no", float(row["cer"]) if row.get("cer") else None, row.get("transcript", ""),
+               row["text"]] for row in run.failures()]
     return listed + failed
 
 

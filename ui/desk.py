@@ -130,8 +130,8 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
 
         take_outputs = [output, download, seed_note, takes, pick]
         synthesis = gr.on([generate.click], h.generate,
-                          [text, reference, voice, fmt, *params, seed, language, model, candidate_count, trim_edges,
-                           loudness, takes], take_outputs,
+                          [text, reference, voice, fmt, *params, seed, language, model, takes, candidate_count,
+                           trim_edges, loudness], take_outputs,
                           concurrency_id="synthesis", show_progress_on=[output], validator=h.check_take, **PRIVATE)
         synthesis.then(h.engine_status, None, engine_status, show_progress="hidden", **PRIVATE)
         stop.click(h.stop, [takes], take_outputs, cancels=[synthesis], queue=False, **PRIVATE)

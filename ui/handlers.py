@@ -282,7 +282,7 @@ class Handlers:
         """Gradio's validator before a take, with the take's inputs: the composer's refusal is shown at the control
         it concerns and the event does not start, so no error badge covers the last take."""
         params, (seed, language, model) = values[:len(PARAMS)], values[len(PARAMS):len(PARAMS) + 3]
-        finishing = values[len(PARAMS) + 3:-1]  # then the history
+        takes, finishing = values[len(PARAMS) + 3], values[len(PARAMS) + 4:]  # the history, then Advanced's finishing
         wrong, message = -1, ""
         try:
             self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model, finishing))
@@ -290,22 +290,22 @@ class Handlers:
             log_refusal(error.message, error.code)
             wrong, message = self._input_of(error.param, voice_id), error.message
         checks = [gr.validate(index != wrong, message if index == wrong else "") for index in range(3 + len(values))]
-        return [*checks, values[-1]]  # Gradio stores what a validator returns for a state: the history, unchanged
+        return [*checks, takes]  # Gradio stores what a validator returns for a state: the history, unchanged
 
     @staticmethod
     def _input_of(param: str | None, voice_id: str | None) -> int:
         """The position, among a take's inputs, of the control a refused parameter comes from."""
         named = {"voice": 2 if voice_id else 1, "seed": 4 + len(PARAMS), "language": 5 + len(PARAMS),
-                 "model": 6 + len(PARAMS), "candidates": 7 + len(PARAMS), "trim": 8 + len(PARAMS),
-                 "loudness": 9 + len(PARAMS), **{name: 4 + index for index, name in enumerate(PARAMS)}}
+                 "model": 6 + len(PARAMS), "candidates": 8 + len(PARAMS), "trim": 9 + len(PARAMS),
+                 "loudness": 10 + len(PARAMS), **{name: 4 + index for index, name in enumerate(PARAMS)}}
         return named.get(param, 0)
 
     @gpu
     def generate(self, text: str, clip: str | None, voice_id: str | None, fmt: str,
                  exaggeration: float, cfg_weight: float, temperature: float, top_p: float, min_p: float,
                  repetition_penalty: float, speed: float, seed: float | None, language: str | None, model: str | None,
-                 candidate_count: float, trim: bool, loudness: float | None,
-                 takes: list[Take], request: gr.Request, progress=gr.Progress()):
+                 takes: list[Take], request: gr.Request, candidate_count: float = 1, trim: bool = False,
+                 loudness: float | None = None, progress=gr.Progress()):
         """Synthesize chunk by chunk with a progress bar; streams to the player where ffmpeg allows. Stop, a closed
         tab or a reload closes this generator at its next yield (one comes every HEARTBEAT_SECONDS), which cancels
         the job. The job is submitted only after a first yield: a Stop during the first step would cancel the event
