@@ -214,6 +214,11 @@ def test_verified_dataset_remakes_misheard_phrases_keeps_the_best_and_records_th
     assert described["scores"]["count"] == 2 and described["scores"]["max"] == 0.0
     assert described["loudness_lufs"] == -23.0 and described["failures"] == 1
 
+    from ui.dataset_tab import score_rows  # what the Dataset tab shows
+
+    assert [row[:3] for row in score_rows(run)] == [["v_00001", "yes", 0.0], ["v_00002", "yes", 0.0],
+                                                    ["v_00003", "no", float(failure["cer"])]]
+
 
 def test_keep_failed_lists_a_phrase_that_never_passes_with_its_best_take(tmp_path):
     voice = SeededVoice()
