@@ -24,10 +24,9 @@ from engine.quality import Score, SpeechChecker, normalize_loudness, trim_non_sp
 from engine.text import has_words
 
 RETAKES = 2  # takes after the first, each with a seed of its own, for a phrase whose take is refused
-# The default --max-cer. A clean take of a clear voice scores 0 to about 0.05 with Whisper base (a misheard letter
-# or two, a word split or joined); a skipped or mumbled word in a phrase of 40 to 80 characters costs 0.08 to 0.2;
-# gibberish or a repeated phrase passes 0.3. So 0.1 refuses a missing word without refusing the recognizer's own
-# small slips.
+# The default --max-cer, reasoned (README, "Checking takes"): one missing five-letter word and its space in a
+# 50-character phrase is 0.12, so a skipped word fails; Whisper base mishears about 5 % of the words of clean read
+# English, mostly by a letter or two, so a clean take stays under it.
 MAX_CER = 0.1
 LOUDNESS = -23.0  # LUFS, EBU R128's programme level
 SILENCE_THRESHOLD = 0.01
