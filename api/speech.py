@@ -67,6 +67,13 @@ def synthesis_request(body: SpeechRequest, settings: Settings, composer: Request
     return composer.compose(ask(body, settings, clip))
 
 
+def check_streamable_take(request: SynthesisRequest) -> None:
+    """Refuse candidates, trim and loudness where the audio is streamed: they need the whole take first."""
+    if needs_whole_clip(request):
+        raise InvalidRequest("candidates, trim and loudness need the whole take before any of it is sent, so a stream "
+                             "cannot take them: ask POST /v1/audio/speech without stream_format.", "stream_format")
+
+
 def take_headers(take: PickedTake) -> dict[str, str]:
     """The seed of each chunk's chosen take and, when takes were heard, the worst chunk's character error rate."""
     headers = {"X-Seed": str(take.seeds[0]), "X-Chunk-Seeds": ",".join(map(str, take.seeds))}
@@ -85,15 +92,14 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         if body.stream_format == "sse":
             streaming.check_streamable(body.response_format)
         request = synthesis_request(body, settings, composer)
-        if needs_whole_clip(request):
-            return finished(request, body.response_format, body.stream_format)
+        if body.stream_format is not None:
+            check_streamable_take(request)
+        elif needs_whole_clip(request):
+            return finished(request, body.response_format)
         return streaming.respond(engine.submit(request), body.response_format, body.stream_format)
 
-    def finished(request: SynthesisRequest, fmt: str, stream_format: str | None) -> Response:
+    def finished(request: SynthesisRequest, fmt: str) -> Response:
         """The whole take, its candidates heard and its edges and loudness finished as the request asks."""
-        if stream_format is not None:
-            raise InvalidRequest("candidates, trim and loudness need the whole take before any of it is sent; leave "
-                                 "stream_format unset.", "stream_format")
         recognizer = recognizer_for(engine.config.asr_model, engine.config.device)
         take = make_take(engine, request, checker_for(request, recognizer))
         return Response(audio.encode(take.clip.samples, take.clip.sample_rate, fmt),
@@ -103,8 +109,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
     def generate_tts_stream(body: SpeechRequest) -> Response:
         """The same body as /v1/audio/speech (`text` may stand for `input`); audio always streamed in chunks."""
         request = synthesis_request(body, settings, composer)
-        if needs_whole_clip(request):
-            return finished(request, body.response_format, "audio")  # refused: a stream cannot wait for the whole
+        check_streamable_take(request)
         return streaming.respond(engine.submit(request), body.response_format, "audio")
 
     @router.post("/v2/audio/speech_with_prompt", responses=AUDIO_RESPONSES, response_class=Response)
