@@ -44,6 +44,7 @@ class Job:
     stage: str = "queued"
     activity: str = "waiting for the requests ahead"  # what the worker is doing for it, in a person's words
     ignored_parameters: list[str] = field(default_factory=list)
+    ignored_tags: list[str] = field(default_factory=list)  # sound tags its model does not perform, left unsaid
     started: float = 0.0
     _events: queue.Queue = field(default_factory=queue.Queue, repr=False)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -138,6 +139,7 @@ class Engine:
             request = request.with_seed(secrets.randbelow(MAX_SEED + 1))
         job = Job(request, next(self._ids), len(chunk_texts(request, self.config.chunk_chars)))
         job.ignored_parameters = self.synthesizer.ignored_parameters(request)
+        job.ignored_tags = self.synthesizer.ignored_tags(request)
         try:
             self._queue.put_nowait(job)
         except queue.Full:

@@ -75,6 +75,7 @@ class SynthesisRequest:
     seed: int | None = None
     max_tokens_per_chunk: int | None = None
     separate_phrases: bool = False  # each paragraph a phrase of its own: one chunk, no pause after it
+    captions: bool = False  # each sentence a chunk of its own, so each has audio of its own to time a caption by
     # what is done after synthesis (engine/quality/takes.py): the best of `candidates` takes of each chunk, by
     # their transcripts; leading and trailing non-speech trimmed; loudness evened to this many LUFS
     candidates: int = 1
