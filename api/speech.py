@@ -68,10 +68,12 @@ def synthesis_request(body: SpeechRequest, settings: Settings, composer: Request
 
 
 def check_streamable_take(request: SynthesisRequest) -> None:
-    """Refuse candidates, trim and loudness where the audio is streamed: they need the whole take first."""
+    """Refuse candidates, trim and loudness where the audio is streamed or timed (captions): they need the whole
+    take first."""
     if needs_whole_clip(request):
-        raise InvalidRequest("candidates, trim and loudness need the whole take before any of it is sent, so a stream "
-                             "cannot take them: ask POST /v1/audio/speech without stream_format.", "stream_format")
+        raise InvalidRequest("candidates, trim and loudness need the whole take before any of it is sent, and change "
+                             "its timing: only POST /v1/audio/speech without stream_format takes them.",
+                             "stream_format")
 
 
 def take_headers(take: PickedTake) -> dict[str, str]:
