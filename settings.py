@@ -34,6 +34,8 @@ class Settings:
     rate_limit: int = 0
     cors_origins: tuple[str, ...] = ()
     open: bool = False
+    wyoming: bool = False
+    wyoming_port: int = 10200
 
     def __post_init__(self):
         object.__setattr__(self, "voice_aliases", tuple(tuple(pair) for pair in self.voice_aliases))
@@ -161,6 +163,9 @@ FLAGS = (
          comma_list, metavar="ORIGIN,..."),
     Flag("open", "with --share or a non-loopback --host, run without an API key instead of generating one", "server",
          kind="switch"),
+    Flag("wyoming", "also serve the Wyoming protocol (Home Assistant's local voice) on --host; it has no "
+                    "authentication", "server", kind="switch"),
+    Flag("wyoming_port", "the Wyoming server's TCP port", "server", int),
 )
 
 

@@ -74,6 +74,7 @@ class SynthesisRequest:
     speed: float = PARAMETER_RANGES["speed"][2]
     seed: int | None = None
     max_tokens_per_chunk: int | None = None
+    max_chars_per_chunk: int | None = None  # None: the engine's chunk length (EngineConfig.chunk_chars)
     separate_phrases: bool = False  # each paragraph a phrase of its own: one chunk, no pause after it
     captions: bool = False  # each sentence a chunk of its own, so each has audio of its own to time a caption by
     # what is done after synthesis (engine/quality/takes.py): the best of `candidates` takes of each chunk, by
@@ -106,6 +107,8 @@ class SynthesisRequest:
         self._check_finishing()
         if self.max_tokens_per_chunk is not None and not 1 <= self.max_tokens_per_chunk <= 1000:
             raise InvalidRequest("max_tokens_per_chunk must be between 1 and 1000.", "max_tokens_per_chunk")
+        if self.max_chars_per_chunk is not None and not 1 <= self.max_chars_per_chunk <= 1000:
+            raise InvalidRequest("max_chars_per_chunk must be between 1 and 1000.", "max_chars_per_chunk")
 
     def _check_finishing(self) -> None:
         if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) \

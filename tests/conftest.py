@@ -118,8 +118,35 @@ def running_studio(checkpoint: Path, tmp_path_factory, *flags: str, **env: str) 
             process.kill()
 
 
+def idle_health(studio: str) -> dict:
+    """/health once the engine has nothing running."""
+    while (health := requests.get(f"{studio}/health", timeout=10).json())["busy"]:
+        time.sleep(0.2)
+    return health
+
+
 @pytest.fixture(scope="session")
-def studio(tiny_checkpoint, tmp_path_factory) -> Iterator[str]:
-    """The real studio (`python app.py`) on a loopback port with the tiny checkpoint; yields its base URL."""
-    with running_studio(tiny_checkpoint, tmp_path_factory) as url:
+def wyoming_port() -> int:
+    """The port of the shared studio's Wyoming server."""
+    return free_port()
+
+
+def save_voice(studio: str, clip: bytes, filename: str, name: str, language: str = "en") -> str:
+    """A voice saved to the running studio's library through the API; its id."""
+    response = requests.post(f"{studio}/api/create_speaker", files={"file": (filename, clip)},
+                             data={"name": name, "language": language}, timeout=600)
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+# A web page's origin the shared studio lets call its API (SillyTavern's own address by default).
+BROWSER_ORIGIN = "http://localhost:8000"
+
+
+@pytest.fixture(scope="session")
+def studio(tiny_checkpoint, tmp_path_factory, wyoming_port) -> Iterator[str]:
+    """The real studio (`python app.py`) on a loopback port with the tiny checkpoint, its Wyoming server on
+    `wyoming_port`, and BROWSER_ORIGIN allowed by CORS; yields its base URL."""
+    with running_studio(tiny_checkpoint, tmp_path_factory, "--wyoming", "--wyoming-port", str(wyoming_port),
+                        "--cors-origins", BROWSER_ORIGIN) as url:
         yield url

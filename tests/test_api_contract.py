@@ -93,7 +93,8 @@ def test_api_key_guards_every_api_route_but_health(library):
     with pytest.raises(openai.AuthenticationError) as error:
         speak(client)
     assert error.value.body["code"] == "invalid_api_key"
-    for path in ("/v1/models", "/v1/audio/voices", "/api/speakers"):
+    for path in ("/v1/models", "/v1/audio/voices", "/api/speakers", "/get_predefined_voices", "/get_reference_files",
+                 "/api/ui/initial-data"):
         response = http.get(path)
         assert response.status_code == 401 and set(response.json()["error"]) == {"message", "type", "param", "code"}
     assert http.get("/v1/models", headers={"Authorization": "Bearer secret"}).status_code == 200

@@ -163,6 +163,10 @@ def test_share_launches_with_share_true_a_generated_key_and_a_warning(monkeypatc
     assert "WARNING: the studio is exposed" in err and "An API key guards it" in err
     assert exposure.exposure_warning(Settings()) is None
     assert "0.0.0.0" in exposure.exposure_warning(Settings(host="0.0.0.0"))
+    assert "Wyoming" not in exposure.exposure_warning(Settings(host="0.0.0.0", api_key="k"))
+    wyoming = exposure.exposure_warning(Settings(host="0.0.0.0", api_key="k", wyoming=True, wyoming_port=10300))
+    assert "Wyoming server on 0.0.0.0:10300 has NO authentication" in wyoming
+    assert exposure.exposure_warning(Settings(wyoming=True)) is None  # on loopback only
 
 
 def test_an_exposed_studio_gets_a_key_unless_told_to_run_open():
