@@ -105,7 +105,8 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
                                                         info="Takes of each chunk; the speech recognizer keeps the "
                                                              "one that says the text best.", elem_id="candidates")
                             trim_edges = gr.Checkbox(value=True, label="Trim non-speech at the edges",
-                                                     elem_id="trim-edges")
+                                                     info="Not with captions, whose cues are timed to the take as "
+                                                          "made.", elem_id="trim-edges")
                             loudness = gr.Number(None, label="Even loudness to (LUFS; empty: as made)",
                                                  elem_id="loudness")
                         with gr.Row():

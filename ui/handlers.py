@@ -330,7 +330,7 @@ class Handlers:
         params = (exaggeration, cfg_weight, temperature, top_p, min_p, repetition_penalty, speed)
         with readable_errors():
             synthesis = self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model, captions,
-                                                       (candidate_count, trim, loudness)))
+                                                       (candidate_count, trim and not captions, loudness)))
             picker = TakePicker(synthesis, checker_for(synthesis, self.recognizer))
         yield STILL_WORKING  # Gradio keeps this take once it has yielded: from then on, Stop closes it
         with readable_errors():
@@ -387,7 +387,7 @@ class Handlers:
             note += candidates.describe(run.picked, synthesis.candidates)
         downloads = [str(download)]
         if synthesis.captions:
-            downloads += self._write_captions(run.chunks, download.stem)
+            downloads += self._write_captions(list(run.picked.chunks) if run.picked else run.chunks, download.stem)
         voice_id = synthesis.voice.library_id
         take = Take(number, synthesis.text, run.voice_label, voice_id, None if voice_id else run.clip,
                     {**synthesis.parameters(), "seed": job.seed}, str(player), str(download))

@@ -22,9 +22,11 @@ from .vad import trim_non_speech
 
 @dataclass(frozen=True)
 class PickedTake:
-    """The finished clip, the seed each chunk came from, and each chunk's score (empty when nothing was scored)."""
+    """The finished clip, the chunks it was joined from (as made), the seed each came from, and each one's score
+    (empty when nothing was scored)."""
 
     clip: AudioChunk
+    chunks: tuple[AudioChunk, ...]
     seeds: tuple[int, ...]
     scores: tuple[Score, ...] = ()
 
@@ -80,9 +82,10 @@ class TakePicker:
 
     def picked(self) -> PickedTake:
         """The best chunks joined and finished as the request asks."""
-        clip = finish(audio.join([chunk for chunk, _, _ in self.best]), self.request)
+        chunks = tuple(chunk for chunk, _, _ in self.best)
         scores = tuple(score for _, _, score in self.best if score is not None)
-        return PickedTake(clip, tuple(seed for _, seed, _ in self.best), scores)
+        return PickedTake(finish(audio.join(list(chunks)), self.request), chunks,
+                          tuple(seed for _, seed, _ in self.best), scores)
 
 
 def checker_for(request: SynthesisRequest, recognizer: Recognizer) -> SpeechChecker | None:
