@@ -152,6 +152,9 @@ FLAGS = (
     Flag("checkpoint_dir", "load weights from this folder (Chatterbox's file layout) instead of the Hugging Face hub",
          "global", Path),
     Flag("data_dir", "where saved voices and outputs live", "global", Path),
+    Flag("asr_model", "the speech recognizer that checks takes (dataset --verify, candidates): a faster-whisper "
+                      "folder, a model name downloaded on first use (tiny, base, small, ...), or off", "global",
+         metavar="DIR|NAME|off"),
     Flag("max_chunk_tokens", "most speech tokens per text chunk, 25 per second of audio (1 to 1000)", "global", int),
     Flag("host", "address to listen on", "server"),
     Flag("port", "port to listen on", "server", int),

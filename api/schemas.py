@@ -41,3 +41,9 @@ class SpeechRequest(BaseModel):
     seed: int | None = None
     language: str | None = None
     preset: str | None = Field(None, description="a preset name (neutral, expressive, narration, calm, ...)")
+    candidates: int | None = Field(None, description="1 to 8: make this many takes of each chunk and keep the one "
+                                                     "whose transcript scores best (needs a speech recognizer); the "
+                                                     "worst chunk's score comes back in X-Character-Error-Rate")
+    trim: bool | None = Field(None, description="cut leading and trailing non-speech (Silero VAD); off by default")
+    loudness: float | None = Field(None, description="even the loudness to this many LUFS (EBU R128, e.g. -23 or "
+                                                     "-16); peaks never clip")

@@ -29,8 +29,10 @@ OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "on
                  "marin", "cedar")
 # The built-in voice's own name, for clients that list voices by name (library ids always end in an audio suffix).
 BUILTIN_VOICE = "built-in"
-# What a voice's saved defaults, a preset and a request's own values may set.
-PARAMETERS = (*PARAMETER_RANGES, "seed")
+# What a voice's saved defaults, a preset and a request's own values may set: the sampling, and what is done to
+# the take after it (engine/quality/takes.py).
+FINISHING = ("candidates", "trim", "loudness")
+PARAMETERS = (*PARAMETER_RANGES, "seed", *FINISHING)
 
 
 def language_code(tag: str) -> str | None:

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine import Engine, EngineConfig  # noqa: E402
-from tools import random_checkpoint  # noqa: E402
+from tools import random_checkpoint, random_whisper  # noqa: E402
 
 # Random weights never sample the stop token, so every chunk runs to its budget: keep budgets small.
 TEST_CHUNK_TOKENS = 30
@@ -94,6 +94,12 @@ def upstream_turbo_audio(upstream, text: str, seed: int, limit: int, monkeypatch
 
 
 @pytest.fixture(scope="session")
+def tiny_whisper() -> Path:
+    """A 2-layer random Whisper in faster-whisper's folder layout, converted by CTranslate2's own converter."""
+    return random_whisper.cached()
+
+
+@pytest.fixture(scope="session")
 def reference_clip() -> bytes:
     """Three seconds of a voice-like signal, as an mp3 file's bytes."""
     from engine import audio
@@ -108,7 +114,8 @@ def free_port() -> int:
 
 
 def studio_env(**extra: str) -> dict:
-    env = {**os.environ, "CHATTERBOX_MAX_CHUNK_TOKENS": str(TEST_CHUNK_TOKENS), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "CHATTERBOX_MAX_CHUNK_TOKENS": str(TEST_CHUNK_TOKENS), "PYTHONUNBUFFERED": "1",
+           "CHATTERBOX_ASR_MODEL": "off"}  # never a download: a test that checks takes names its recognizer
     env.update(extra)
     return env
 

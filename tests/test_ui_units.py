@@ -264,3 +264,16 @@ def test_a_take_closed_midway_cancels_its_job_and_stop_keeps_the_chunks_made(eng
     assert total == 6 and note.startswith("Seed used: **3**") and "Stopped after 1 of 6 chunks" in note
     assert audio.decode(Path(player).read_bytes()).size > 0 and takes[0].number == pick["value"]
     assert h.stop([], visitor)[2] == "Stopped."
+
+
+def test_the_desk_keeps_the_best_of_its_candidates_and_shows_the_score(engine, tiny_whisper, tmp_path):
+    from engine.quality import Recognizer
+
+    h = handlers.Handlers(engine, Settings())
+    h.recognizer = Recognizer(str(tiny_whisper))  # the studio's would download Whisper base
+    defaults = [PARAMETER_RANGES[p][2] for p in handlers.PARAMS]
+    steps = [step for step in h.generate("Hello.", None, "", "wav", *defaults, 40, "", "", False, [], None, 2, True, -20)
+             if step != handlers.STILL_WORKING]
+    player, download, note, takes, pick = steps[-1]
+    assert "best of 2 candidates" in note and "character error rate" in note
+    assert Path(player).exists() and takes[0].values["seed"] in (40, 41)
