@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from engine import PARAMETER_RANGES, Ask, Engine, RequestComposer, Voice
+from engine import PARAMETER_RANGES, Ask, RequestComposer, Voice
+from engine.placement import Placement, build_placement
 from settings import Settings, add_global_flags
 
 
@@ -66,11 +67,12 @@ def parameters_from(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in PARAMETER_RANGES if getattr(args, name) is not None}
 
 
-def build_engine(settings: Settings) -> Engine:
-    return Engine(settings.engine)
+def build_engine(settings: Settings) -> Placement:
+    """The engine where the settings place it: this process, Ray Serve replicas, or ZeroGPU."""
+    return build_placement(settings.engine, settings.placement)
 
 
-def composer_for(engine: Engine, settings: Settings) -> RequestComposer:
+def composer_for(engine: Placement, settings: Settings) -> RequestComposer:
     """The terminal's composer: the studio's presets, and no input limit (a chapter is fine here)."""
     return RequestComposer(engine.config, engine.library, settings.presets(engine.config))
 

@@ -132,6 +132,11 @@ class Engine:
         """How many requests the worker serves at once."""
         return self.synthesizer.acceleration.request_batch
 
+    @property
+    def requests_to_fill(self) -> int:
+        """How many requests a client with many to make keeps in flight: one, as the worker serves them in order."""
+        return 1
+
     def submit(self, request: SynthesisRequest) -> Job:
         """Queue `request`; raises Busy when the queue is full."""
         if request.seed is None:
@@ -297,18 +302,7 @@ class Engine:
 
     def _fail(self, job: Job, error: Exception) -> None:
         """End `job` with an error its client can act on."""
-        if isinstance(error, EngineError):
-            self._finish(job, error)
-        elif isinstance(error, torch.cuda.OutOfMemoryError):
-            self.synthesizer.cache.clear()
-            gc.collect()
-            torch.cuda.empty_cache()
-            log.error("Job %d ran out of GPU memory; cached voices were freed.", job.id)
-            self._finish(job, SynthesisFailed("The GPU ran out of memory; try shorter text or close other GPU programs."))
-        else:
-            log.exception("Synthesis failed", exc_info=error)
-            self._finish(job, SynthesisFailed(
-                f"Synthesis failed unexpectedly ({error.__class__.__name__}: {error})."))
+        self._finish(job, client_error(error, self.synthesizer, job.id))
 
     def _finish(self, job: Job, error: EngineError | None = None) -> None:
         """End `job`, done or with `error`; it leaves the running jobs."""
@@ -316,3 +310,18 @@ class Engine:
         job.end(error)
         if job.started:
             log.info("job %d finished in %.1f s", job.id, time.perf_counter() - job.started)
+
+
+def client_error(error: Exception, synthesizer: Synthesizer, job_id: int) -> EngineError:
+    """The error the client of job `job_id` is told for `error`, raised while serving it; running out of GPU memory
+    frees the synthesizer's cached voices."""
+    if isinstance(error, EngineError):
+        return error
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        synthesizer.cache.clear()
+        gc.collect()
+        torch.cuda.empty_cache()
+        log.error("Job %d ran out of GPU memory; cached voices were freed.", job_id)
+        return SynthesisFailed("The GPU ran out of memory; try shorter text or close other GPU programs.")
+    log.exception("Synthesis failed", exc_info=error)
+    return SynthesisFailed(f"Synthesis failed unexpectedly ({error.__class__.__name__}: {error}).")
