@@ -213,7 +213,7 @@ class RayPlacement:
         self._started_ray = not ray.is_initialized()
         if self._started_ray:
             ray.init(**ray_init_options(choice))
-        self.gpus = int(ray.cluster_resources().get("GPU", 0))
+        self.gpus = int(ray.cluster_resources().get("GPU", 0)) if config.device != "cpu" else 0  # 0: CPU replicas
         self.replica_batch = plan(config.precision, "cuda" if self.gpus else "cpu", config.flow_steps,
                                   config.batch_requests).request_batch
         self.board = ray.remote(replica_board_class()).options(name=BOARD_NAME, namespace=NAMESPACE, num_cpus=0,
@@ -303,9 +303,8 @@ class RayPlacement:
                                 max_ongoing_requests=2 * self.replica_batch + 1, **scaling)
 
     def _replica_config(self) -> EngineConfig:
-        """The engine config each replica runs: the studio's, on the replica's own device."""
-        return replace(self.config, device="cuda" if self.gpus and self.config.device in ("auto", "cpu")
-                       else self.config.device)
+        """The engine config each replica runs: the studio's, on the GPU Ray gives it when there are GPUs."""
+        return replace(self.config, device="cuda") if self.gpus and self.config.device == "auto" else self.config
 
     def _clip(self, voice: Voice) -> bytes | None:
         """The request's reference clip (a library voice's, read here), or None for the built-in voice."""
