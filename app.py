@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -15,7 +16,7 @@ import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 if os.environ.get("SPACES_ZERO_GPU"):  # on a ZeroGPU Space, `spaces` patches torch: it is imported before torch
-    import spaces  # noqa: E402,F401
+    importlib.import_module("spaces")
 
 import cli  # noqa: E402
 from settings import Settings, add_global_flags, add_server_flags  # noqa: E402

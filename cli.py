@@ -160,9 +160,10 @@ def make_dataset(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("\nStopped. Finished items are kept; continue with --resume.", file=sys.stderr)
             return 130
+    on_ray = Settings.from_args(args).placement.on_ray
     run.describe(summary, model=model, language=args.language, parameters=parameters,
-                 source=args.server or "in-process", phrases=str(args.phrases), voice_source=args.voice,
-                 seconds_taken=round(time.monotonic() - started, 1))
+                 source=args.server or ("ray" if on_ray else "in-process"), phrases=str(args.phrases),
+                 voice_source=args.voice, seconds_taken=round(time.monotonic() - started, 1))
     print(f"{args.out}: {summary['items']} items, {summary['total_audio_seconds']} s of audio "
           f"({summary['new_audio_seconds']} s new), "
           f"{summary['failures']} failure(s)" + (f" (see {args.out / 'failures.csv'})" if summary["failures"] else ""))

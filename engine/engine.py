@@ -139,10 +139,7 @@ class Engine:
 
     def submit(self, request: SynthesisRequest) -> Job:
         """Queue `request`; raises Busy when the queue is full."""
-        if request.seed is None:
-            request = request.with_seed(secrets.randbelow(MAX_SEED + 1))
-        job = Job(request, next(self._ids), len(chunk_texts(request, self.config.chunk_chars)))
-        job.ignored_parameters = self.synthesizer.ignored_parameters(request)
+        job = job_for(request, next(self._ids), self.synthesizer)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -163,16 +160,12 @@ class Engine:
             yield self.synthesizer.model_for(name)
 
     def status(self) -> dict:
-        model = self.synthesizer.model
         return {
-            "model": model.spec.name if model else None,
-            "device": self.synthesizer.device,
-            "precision": (model.acceleration if model else self.synthesizer.acceleration).describe(),
+            **model_status(self.synthesizer),
             "queue_depth": self._queue.qsize(),
             "busy": bool(self._running),
             "running": len(self._running),
             "message": self.status_message,
-            "cached_voices": len(self.synthesizer.cache),
             "cancelled_jobs": self.cancelled_jobs,
         }
 
@@ -310,6 +303,24 @@ class Engine:
         job.end(error)
         if job.started:
             log.info("job %d finished in %.1f s", job.id, time.perf_counter() - job.started)
+
+
+def job_for(request: SynthesisRequest, job_id: int, synthesizer: Synthesizer, kind: type[Job] = Job) -> Job:
+    """A `kind` of job for `request` (given a random seed when it has none), its chunks counted and the parameters
+    its model ignores noted; refuses a language the model does not speak."""
+    if request.seed is None:
+        request = request.with_seed(secrets.randbelow(MAX_SEED + 1))
+    job = kind(request, job_id, len(chunk_texts(request, synthesizer.config.chunk_chars)))
+    job.ignored_parameters = synthesizer.ignored_parameters(request)
+    return job
+
+
+def model_status(synthesizer: Synthesizer) -> dict:
+    """The part of /health about the model: which is loaded, on which device, in which precision, voices cached."""
+    model = synthesizer.model
+    return {"model": model.spec.name if model else None, "device": synthesizer.device,
+            "precision": (model.acceleration if model else synthesizer.acceleration).describe(),
+            "cached_voices": len(synthesizer.cache)}
 
 
 def client_error(error: Exception, synthesizer: Synthesizer, job_id: int) -> EngineError:

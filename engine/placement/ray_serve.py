@@ -13,7 +13,6 @@ import asyncio
 import itertools
 import logging
 import os
-import secrets
 import socket
 import tempfile
 import threading
@@ -25,10 +24,10 @@ from typing import Callable
 
 from ..config import EngineConfig
 from ..decoding.acceleration import plan
-from ..engine import Engine, Job
+from ..engine import Engine, Job, job_for
 from ..errors import Busy, Cancelled, EngineError, SynthesisFailed
-from ..pipeline import Synthesizer, chunk_texts
-from ..request import MAX_SEED, SynthesisRequest, Voice
+from ..pipeline import Synthesizer
+from ..request import SynthesisRequest, Voice
 from ..voices import VoiceLibrary, clip_key
 from . import PlacementChoice
 
@@ -238,10 +237,7 @@ class RayPlacement:
 
     def submit(self, request: SynthesisRequest) -> Job:
         """Send `request` to a replica; raises Busy when the studio's queue and every replica are full."""
-        if request.seed is None:
-            request = request.with_seed(secrets.randbelow(MAX_SEED + 1))
-        job = RemoteJob(request, next(self._ids), len(chunk_texts(request, self.config.chunk_chars)))
-        job.ignored_parameters = self.synthesizer.ignored_parameters(request)
+        job = job_for(request, next(self._ids), self.synthesizer, RemoteJob)
         clip = self._clip(request.voice)
         with self._lock:
             if self._in_flight >= self.config.queue_size + self.requests_to_fill:

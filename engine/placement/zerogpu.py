@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-import secrets
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
 from .. import audio
 from ..config import EngineConfig
-from ..engine import Job, client_error
+from ..engine import Job, client_error, job_for, model_status
 from ..errors import EngineError
-from ..pipeline import Synthesizer, chunk_texts
-from ..request import MAX_SEED, SynthesisRequest
+from ..pipeline import Synthesizer
+from ..request import SynthesisRequest
 from ..voices import VoiceLibrary
 
 log = logging.getLogger(__name__)
@@ -78,10 +77,7 @@ class ZeroGpuPlacement:
 
     def submit(self, request: SynthesisRequest) -> Job:
         """A job that synthesizes `request` when it is read."""
-        if request.seed is None:
-            request = request.with_seed(secrets.randbelow(MAX_SEED + 1))
-        job = InlineJob(request, next(self._ids), len(chunk_texts(request, self.config.chunk_chars)))
-        job.ignored_parameters = self.synthesizer.ignored_parameters(request)
+        job = job_for(request, next(self._ids), self.synthesizer, InlineJob)
         job.make = lambda: self._made(job)
         return job
 
@@ -89,19 +85,9 @@ class ZeroGpuPlacement:
         return self.submit(request).result()
 
     def status(self) -> dict:
-        model = self.synthesizer.model
-        return {
-            "model": model.spec.name if model else None,
-            "device": self.synthesizer.device,
-            "precision": (model.acceleration if model else self.synthesizer.acceleration).describe(),
-            "queue_depth": 0,
-            "busy": bool(self._running),
-            "running": self._running,
-            "message": self.status_message,
-            "cached_voices": len(self.synthesizer.cache),
-            "cancelled_jobs": self.cancelled_jobs,
-            "placement": "zerogpu",
-        }
+        return {**model_status(self.synthesizer), "queue_depth": 0, "busy": bool(self._running),
+                "running": self._running, "message": self.status_message, "cancelled_jobs": self.cancelled_jobs,
+                "placement": "zerogpu"}
 
     def close(self) -> None:
         """Nothing runs between requests."""
