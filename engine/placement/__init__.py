@@ -17,6 +17,7 @@ from typing import Protocol
 from ..audio import AudioChunk
 from ..config import EngineConfig
 from ..engine import Engine, Job
+from ..errors import EngineError
 from ..request import SynthesisRequest
 from ..voices import VoiceLibrary
 
@@ -68,8 +69,11 @@ def on_zero_gpu(environ=os.environ) -> bool:
 def build_placement(config: EngineConfig, choice: PlacementChoice = PlacementChoice()) -> Placement:
     """The placement the settings and the environment ask for."""
     if choice.on_ray:
-        from .ray_serve import RayPlacement
-
+        try:
+            from .ray_serve import RayPlacement
+        except ImportError as error:
+            raise EngineError(f"Serving from replicas needs Ray Serve ({error.msg}): start with ./launch.sh, which "
+                              f"installs it, or run: pip install -r requirements-cluster.txt") from None
         return RayPlacement(config, choice)
     if on_zero_gpu():
         from .zerogpu import ZeroGpuPlacement

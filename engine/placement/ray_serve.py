@@ -22,6 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+import ray
+from ray import exceptions, serve
+from ray.serve.exceptions import RequestCancelledError
+
 from ..config import EngineConfig
 from ..decoding.acceleration import plan
 from ..engine import Engine, Job, job_for
@@ -117,9 +121,6 @@ class EngineReplica:
     """One Serve replica: a local Engine on this replica's device, reporting its state to the studio's board."""
 
     def __init__(self, config: EngineConfig, board_name: str = BOARD_NAME):
-        import ray
-        from ray import serve
-
         library = VoiceLibrary(Path(tempfile.mkdtemp(prefix="chatterbox-replica-")))  # requests carry their clips
         self.engine = Engine(config, library)
         self.clips = ClipStore(config.voice_cache_size)
@@ -197,9 +198,6 @@ class RayPlacement:
     """Sends requests to a Serve deployment of engine replicas; same submit, stream, cancel and status as Engine."""
 
     def __init__(self, config: EngineConfig, choice: PlacementChoice, library: VoiceLibrary | None = None):
-        import ray
-        from ray import serve
-
         self.config = config
         self.choice = choice
         self.library = library or VoiceLibrary(config.voices_dir)
@@ -251,8 +249,6 @@ class RayPlacement:
         return self.submit(request).result()
 
     def status(self) -> dict:
-        from ray import serve
-
         replicas = self.replicas()
         application = serve.status().applications.get(APP_NAME)
         deployment = application.deployments.get(DEPLOYMENT_NAME) if application else None
@@ -273,23 +269,16 @@ class RayPlacement:
 
     def replicas(self) -> list[dict]:
         """What each replica last reported, with its state."""
-        import ray
-
         return sorted(ray.get(self.board.states.remote()), key=lambda state: state["replica"])
 
     def close(self) -> None:
         """Delete the deployment; stop Ray too when this studio started it."""
-        import ray
-        from ray import serve
-
         serve.delete(APP_NAME)
         if self._started_ray:
             serve.shutdown()
             ray.shutdown()
 
     def _deployment(self):
-        from ray import serve
-
         resources = {"num_gpus": 1} if self.gpus else {"num_cpus": 1}
         scaling = ({"autoscaling_config": {"min_replicas": self.choice.autoscale[0],
                                            "max_replicas": self.choice.autoscale[1],
@@ -342,9 +331,6 @@ class RayPlacement:
 
     def _remote_error(self, job: RemoteJob, error: Exception) -> EngineError:
         """What the client is told when the cluster, not the engine, ended its request."""
-        from ray import exceptions
-        from ray.serve.exceptions import RequestCancelledError
-
         if isinstance(error, (RequestCancelledError, exceptions.TaskCancelledError)) or job.cancelled:
             self.cancelled_jobs += 1
             return Cancelled("The request was cancelled.")
