@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine import PARAMETER_RANGES, Ask, RequestComposer, Voice
+from engine import PARAMETER_RANGES, Ask, RequestComposer, Voice, VoiceLibrary
 from engine.placement import Placement, build_placement
 from settings import Settings, add_global_flags
 
@@ -28,6 +28,10 @@ def add_synth_command(commands: argparse._SubParsersAction) -> None:
                         help="output file; its extension picks the format (wav, mp3, flac, opus, aac, pcm)")
     parser.add_argument("--seed", type=int, help="same seed and inputs give identical audio")
     parser.add_argument("--language", help="language code for chatterbox-multilingual (en, fr, ms, zh, ...)")
+    parser.add_argument("--captions", metavar="FILE",
+                        help="also write captions, a cue per sentence timed to the audio (.srt or .vtt)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the chunks and pauses synthesis would make, without loading the model")
     add_parameter_flags(parser)
     add_global_flags(parser)
     parser.set_defaults(run=synth)
@@ -72,16 +76,16 @@ def build_engine(settings: Settings) -> Placement:
     return build_placement(settings.engine, settings.placement)
 
 
-def composer_for(engine: Placement, settings: Settings) -> RequestComposer:
+def composer_for(settings: Settings, library: VoiceLibrary) -> RequestComposer:
     """The terminal's composer: the studio's presets, and no input limit (a chapter is fine here)."""
-    return RequestComposer(engine.config, engine.library, settings.presets(engine.config))
+    return RequestComposer(settings.engine, library, settings.presets(settings.engine))
 
 
 def ask_from(args: argparse.Namespace, text: str) -> Ask:
     """What the flags ask for; `--voice` is a clip when a file of that name exists, else a voice name."""
     clip = Voice.from_file(args.voice).clip if args.voice and Path(args.voice).is_file() else None
     return Ask(text, voice=None if clip else args.voice, clip=clip, language=args.language, preset=args.preset,
-               values={**parameters_from(args), "seed": args.seed})
+               values={**parameters_from(args), "seed": args.seed}, captions=bool(getattr(args, "captions", None)))
 
 
 def synth(args: argparse.Namespace) -> int:
@@ -89,16 +93,23 @@ def synth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from engine import EngineError, audio
+    from engine.pipeline import preview
+    from engine.text.captions import CAPTION_FORMATS, caption_format, cues_of
 
     text = sys.stdin.read() if args.text == "-" else args.text
     try:
         fmt = audio.format_for_path(args.output)
+        caption_fmt = caption_format(args.captions) if args.captions else None
         settings = Settings.from_args(args)
+        if args.dry_run:
+            request = composer_for(settings, VoiceLibrary(settings.engine.voices_dir)).compose(ask_from(args, text))
+            print("\n".join(preview(request, settings.engine)))
+            return 0
         engine = build_engine(settings)
-        request = composer_for(engine, settings).compose(ask_from(args, text))
+        request = composer_for(settings, engine.library).compose(ask_from(args, text))
         job = engine.submit(request)
-        if job.ignored_parameters:
-            print(f"note: {request.model or args.model} ignores {', '.join(job.ignored_parameters)}", file=sys.stderr)
+        if ignored := job.ignored_parameters + job.ignored_tags:
+            print(f"note: {request.model or args.model} ignores {', '.join(ignored)}", file=sys.stderr)
         chunks = []
         with tqdm(desc="Synthesizing", unit="chunk", file=sys.stderr) as bar:
             for chunk in job:
@@ -108,10 +119,13 @@ def synth(args: argparse.Namespace) -> int:
                 chunks.append(chunk)
         clip = audio.join(chunks)
         Path(args.output).write_bytes(audio.encode(clip.samples, clip.sample_rate, fmt))
+        if caption_fmt:
+            Path(args.captions).write_text(CAPTION_FORMATS[caption_fmt](cues_of(chunks)), encoding="utf-8")
     except EngineError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
-    print(f"Wrote {args.output}: {clip.duration:.2f} s, {len(chunks)} chunk(s), seed {job.seed}")
+    captioned = f" and {args.captions}" if caption_fmt else ""
+    print(f"Wrote {args.output}{captioned}: {clip.duration:.2f} s, {len(chunks)} chunk(s), seed {job.seed}")
     return 0
 
 
@@ -143,7 +157,7 @@ def make_dataset(args: argparse.Namespace) -> int:
         else:
             settings = Settings.from_args(args)
             engine = build_engine(settings)
-            speaker = EngineSpeaker(engine, composer_for(engine, settings), ask_from(args, ""))
+            speaker = EngineSpeaker(engine, composer_for(settings, engine.library), ask_from(args, ""))
             model = speaker.request(phrase_list.phrases[0], args.seed).model or model  # refused here, not per phrase
         run = DatasetRun(args.out, voice_name, args.sample_rate, args.seed)
     except EngineError as error:

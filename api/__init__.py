@@ -11,7 +11,7 @@ from typing import Any
 from engine import Engine
 from settings import Settings
 
-from . import catalog, socket, speech, voices
+from . import captions, catalog, socket, speech, voices
 from .errors import EXCEPTION_HANDLERS
 from .guard import guarded_lifespan
 
@@ -25,6 +25,7 @@ def routes(engine: Engine, settings: Settings) -> list:
         *catalog.build_health_router(engine).routes,
         *catalog.build_router(engine, settings).routes,
         *speech.build_router(engine, settings).routes,
+        *captions.build_router(engine, settings).routes,
         *voices.build_router(engine, settings).routes,
         *socket.build_router(engine, settings).routes,
     ]

@@ -53,11 +53,11 @@ def _explicit(body: SpeechRequest, settings: Settings) -> dict:
     return values
 
 
-def ask(body: SpeechRequest, settings: Settings, clip: bytes | None = None) -> Ask:
+def ask(body: SpeechRequest, settings: Settings, clip: bytes | None = None, captions: bool = False) -> Ask:
     """What an OpenAI-style body asks for, in the composer's terms."""
     voice = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
     return Ask(body.input, voice=voice, clip=clip, model=resolve_model(body.model), language=body.language,
-               preset=body.preset, values=_explicit(body, settings))
+               preset=body.preset, values=_explicit(body, settings), captions=captions)
 
 
 def synthesis_request(body: SpeechRequest, settings: Settings, composer: RequestComposer,

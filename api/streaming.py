@@ -10,14 +10,15 @@ import base64
 import itertools
 import json
 import logging
-from typing import AsyncIterator, Iterator, TypeVar
+from typing import AsyncIterator, Callable, Iterator, TypeVar
 
 import anyio
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from engine import AudioChunk, EngineError, InvalidRequest, Job, SynthesisFailed
-from engine.audio import FORMATS, StreamEncoder, encode
+from engine.audio import FORMATS, StreamEncoder, encode, join
+from engine.text.captions import CueClock
 
 from .errors import body, from_engine, response
 
@@ -32,21 +33,34 @@ def respond(job: Job, fmt: str, stream_format: str | None) -> Response:
     """The answer for `job`: a whole file (no stream_format, or flac), chunked audio, or SSE events."""
     headers = job_headers(job)
     if stream_format is None or (stream_format == "audio" and fmt == "flac"):
-        return WholeFile(job, fmt, headers)
-    first, rest = _started(job)
+        return WholeAnswer(job, lambda chunks: whole_file(chunks, fmt, headers))
     if stream_format == "sse":
-        return StreamingResponse(relay(job, _sse(first, rest, fmt, job.request.text)), media_type="text/event-stream",
-                                 headers={**headers, "Cache-Control": "no-cache"})
+        return events(job, fmt)
+    first, rest = _started(job)
     return StreamingResponse(relay(job, _encoded(job, first, rest, fmt)), media_type=FORMATS[fmt][0],
                              headers=headers)
 
 
-class WholeFile(Response):
-    """The whole clip as one file, made while the client waits; a client that hangs up first cancels the job."""
+def events(job: Job, fmt: str, captions: bool = False) -> StreamingResponse:
+    """`job` as server-sent events: its audio, and with `captions` each chunk's cue after the chunk's audio."""
+    first, rest = _started(job)
+    clock = CueClock() if captions else None
+    return StreamingResponse(relay(job, _sse(first, rest, fmt, job.request.text, clock)),
+                             media_type="text/event-stream", headers={**job_headers(job), "Cache-Control": "no-cache"})
 
-    def __init__(self, job: Job, fmt: str, headers: dict[str, str]):
-        super().__init__(media_type=FORMATS[fmt][0], headers=headers)
-        self.job, self.fmt, self.job_headers = job, fmt, headers
+
+def whole_file(chunks: list[AudioChunk], fmt: str, headers: dict[str, str]) -> Response:
+    clip = join(chunks)
+    return Response(encode(clip.samples, clip.sample_rate, fmt), media_type=FORMATS[fmt][0], headers=headers)
+
+
+class WholeAnswer(Response):
+    """An answer made from the job's every chunk by `render`, while the client waits; a client that hangs up first
+    cancels the job."""
+
+    def __init__(self, job: Job, render: Callable[[list[AudioChunk]], Response]):
+        super().__init__()
+        self.job, self.render = job, render
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hung_up = anyio.Event()
@@ -59,20 +73,16 @@ class WholeFile(Response):
 
         async with anyio.create_task_group() as group:
             group.start_soon(watch)
-            outcome = await anyio.to_thread.run_sync(self._clip_or_error)
+            outcome = await anyio.to_thread.run_sync(self._chunks_or_error)
             group.cancel_scope.cancel()
         if hung_up.is_set():
             return
-        if isinstance(outcome, EngineError):
-            answer = response(from_engine(outcome))
-        else:
-            answer = Response(encode(outcome.samples, outcome.sample_rate, self.fmt), media_type=self.media_type,
-                              headers=self.job_headers)
+        answer = response(from_engine(outcome)) if isinstance(outcome, EngineError) else self.render(outcome)
         await answer(scope, receive, send)
 
-    def _clip_or_error(self) -> AudioChunk | EngineError:
+    def _chunks_or_error(self) -> list[AudioChunk] | EngineError:
         try:
-            return self.job.result()
+            return list(self.job)
         except EngineError as error:
             return error
 
@@ -85,10 +95,12 @@ def check_streamable(fmt: str) -> None:
 
 
 def job_headers(job: Job) -> dict[str, str]:
-    """The seed (to reproduce the clip) and any parameters the model ignored."""
+    """The seed (to reproduce the clip), and any parameters and sound tags the model ignored."""
     headers = {"X-Seed": str(job.seed)}
     if job.ignored_parameters:
         headers["X-Ignored-Parameters"] = ",".join(job.ignored_parameters)
+    if job.ignored_tags:
+        headers["X-Ignored-Tags"] = ",".join(job.ignored_tags)
     return headers
 
 
@@ -122,8 +134,10 @@ def _encoded(job: Job, first: AudioChunk, rest: Iterator[AudioChunk], fmt: str) 
         yield tail
 
 
-def _sse(first: AudioChunk, rest: Iterator[AudioChunk], fmt: str, text: str) -> Iterator[str]:
-    """`speech.audio.delta` events with base64 audio, then `speech.audio.done` with usage (or an error event)."""
+def _sse(first: AudioChunk, rest: Iterator[AudioChunk], fmt: str, text: str,
+         clock: CueClock | None = None) -> Iterator[str]:
+    """`speech.audio.delta` events with base64 audio (with a `clock`, each chunk's `speech.caption` cue after its
+    audio), then `speech.audio.done` with usage (or an error event)."""
     encoder = StreamEncoder(fmt, first.sample_rate)
     seconds = 0.0
     try:
@@ -131,6 +145,8 @@ def _sse(first: AudioChunk, rest: Iterator[AudioChunk], fmt: str, text: str) -> 
             seconds += chunk.duration
             if data := encoder.encode(chunk.samples):
                 yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode()})
+            if clock is not None:
+                yield _event({"type": "speech.caption", **clock.cue(chunk).as_dict()})
     except EngineError as error:
         yield _event({"type": "error", **body(error.message, from_engine(error).type, error.param, error.code)})
         return

@@ -37,10 +37,17 @@ class AudioChunk:
     index: int = 0
     total: int = 1
     text: str = ""
+    silence_before: int = 0  # samples of silence before the speech (a pause tag at the start of the text)
+    silence_after: int = 0  # samples of silence after it (the pause after its sentence)
 
     @property
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
+
+    @property
+    def speech(self) -> tuple[float, float]:
+        """Where, in seconds from the chunk's start, its speech starts and ends."""
+        return self.silence_before / self.sample_rate, (len(self.samples) - self.silence_after) / self.sample_rate
 
 
 def join(chunks: list[AudioChunk]) -> AudioChunk:

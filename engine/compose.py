@@ -42,6 +42,7 @@ class Ask:
     language: str | None = None
     preset: str | None = None
     values: Mapping[str, Any] = field(default_factory=dict)  # parameters given explicitly; None ones are unset
+    captions: bool = False  # timed captions wanted: each sentence is made on its own
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ class RequestComposer:
         values = {name: value for name, value in {**resolved.defaults, **preset}.items() if name in PARAMETERS}
         language = self.language_for(ask, resolved)
         model = self.model_for(ask.model, language)
-        return SynthesisRequest(ask.text, voice=resolved.voice, model=model, language=language, **(values | given))
+        return SynthesisRequest(ask.text, voice=resolved.voice, model=model, language=language, captions=ask.captions,
+                                **(values | given))
 
     def check_length(self, text: str) -> None:
         """Refuse a text over the input limit (a server's; the terminal has none)."""

@@ -44,6 +44,7 @@ class Job:
     stage: str = "queued"
     activity: str = "waiting for the requests ahead"  # what the worker is doing for it, in a person's words
     ignored_parameters: list[str] = field(default_factory=list)
+    ignored_tags: list[str] = field(default_factory=list)  # sound tags its model does not perform, left unsaid
     started: float = 0.0
     _events: queue.Queue = field(default_factory=queue.Queue, repr=False)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -307,11 +308,12 @@ class Engine:
 
 def job_for(request: SynthesisRequest, job_id: int, synthesizer: Synthesizer, kind: type[Job] = Job) -> Job:
     """A `kind` of job for `request` (given a random seed when it has none), its chunks counted and the parameters
-    its model ignores noted; refuses a language the model does not speak."""
+    and sound tags its model ignores noted; refuses a language the model does not speak."""
     if request.seed is None:
         request = request.with_seed(secrets.randbelow(MAX_SEED + 1))
     job = kind(request, job_id, len(chunk_texts(request, synthesizer.config.chunk_chars)))
     job.ignored_parameters = synthesizer.ignored_parameters(request)
+    job.ignored_tags = synthesizer.ignored_tags(request)
     return job
 
 

@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import audio, text as text_prep
+from .text import tags
 from .decoding.acceleration import plan
 from .config import EngineConfig
 from .decoding.loop import Sampling, SpeechPrompt
@@ -23,8 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def chunk_texts(request: SynthesisRequest, chunk_chars: int) -> list[text_prep.TextChunk]:
-    """The request's text as the chunks the model speaks one by one, cut by the sentence rules of its language."""
-    chunk_text = text_prep.phrases if request.separate_phrases else text_prep.split
+    """The request's text as the chunks the model speaks one by one, cut by the sentence rules of its language:
+    whole phrases, a sentence each (for captions), or sentences packed up to `chunk_chars`."""
+    chunk_text = (text_prep.phrases if request.separate_phrases else
+                  text_prep.sentence_chunks if request.captions else text_prep.split)
     return chunk_text(request.text, chunk_chars, request.language)
 
 
@@ -88,6 +91,9 @@ class Synthesizer:
         spec.check_language(request.language)
         return [p for p in spec.ignores if getattr(request, p) not in (None, PARAMETER_RANGES[p][2])]
 
+    def ignored_tags(self, request: SynthesisRequest) -> list[str]:
+        return ignored_tags(request, self.spec_for(request))
+
     def prepare(self, request: SynthesisRequest, cancelled: Callable[[], bool]) -> "Synthesis":
         """The request's chunks and their T3 prompts, with the model loaded and the voice's conditionals at hand;
         `cancelled()` tells whether the request has been cancelled."""
@@ -99,9 +105,10 @@ class Synthesizer:
         sampling = Sampling(request.temperature, request.top_p, request.min_p, request.repetition_penalty,
                             request.cfg_weight)
         cap = request.max_tokens_per_chunk or self.config.max_chunk_tokens
-        prompts = [SpeechPrompt(model.text_tokens(chunk.text, request.language), token_budget(chunk.text, cap),
+        texts = [spoken(chunk, model.spec) for chunk in chunks]
+        prompts = [SpeechPrompt(model.text_tokens(text, request.language), token_budget(text, cap),
                                 ((request.seed or 0) + index) % (MAX_SEED + 1), t3_cond, cancelled)
-                   for index, chunk in enumerate(chunks)]
+                   for index, text in enumerate(texts)]
         model.check_prompts(prompts)
         return Synthesis(request, model, conds, sampling, chunks, prompts, batches(len(chunks), model.chunks_per_batch))
 
@@ -119,12 +126,14 @@ class Synthesizer:
         group = synthesis.groups[synthesis.done]
         pieces = []
         first = synthesis.prompts[group[0]]
+        rate = model.sample_rate
         for index, wav in zip(group, model.vocode(tokens, synthesis.conditionals, first.seed, first.cancelled)):
-            wav = audio.time_stretch(wav, model.sample_rate, request.speed)
             chunk = synthesis.chunks[index]
-            samples = np.concatenate([audio.fade_edges(wav, model.sample_rate),
-                                      audio.silence(chunk.pause_after / request.speed, model.sample_rate)])
-            pieces.append(audio.AudioChunk(model.sample_rate, samples, index, len(synthesis.chunks), chunk.text))
+            before = audio.silence(chunk.pause_before, rate)
+            after = audio.silence(pause_after(chunk, request.speed), rate)
+            speech = audio.fade_edges(audio.time_stretch(wav, rate, request.speed), rate)
+            pieces.append(audio.AudioChunk(rate, np.concatenate([before, speech, after]), index, len(synthesis.chunks),
+                                           spoken(chunk, model.spec), len(before), len(after)))
         synthesis.done += 1
         return pieces
 
@@ -140,6 +149,35 @@ class Synthesizer:
         wav = audio.decode(clip, model.sample_rate, max_seconds=self.config.max_reference_seconds)
         check_reference(wav, model.sample_rate, model.spec.min_reference_seconds, model.spec.name)
         return model.conditionals(wav)
+
+
+def preview(request: SynthesisRequest, config: EngineConfig) -> list[str]:
+    """What synthesis will make of the request, a line each: the silence that leading pause tags ask for, then each
+    chunk as its model is given it, with the silence after it; last, the sound tags the model leaves unsaid."""
+    spec = VARIANTS[request.model or config.model]
+    chunks = chunk_texts(request, config.chunk_chars)
+    lines = [f"(silence: {chunks[0].pause_before:g} s)"] if chunks[0].pause_before else []
+    for number, chunk in enumerate(chunks, 1):
+        pause = pause_after(chunk, request.speed)
+        lines.append(f"{number}. {spoken(chunk, spec)}" + (f"  ⏸ {pause:.3g} s" if pause else ""))
+    if ignored := ignored_tags(request, spec):
+        lines.append(f"({spec.name} does not perform {', '.join(ignored)}: left unsaid)")
+    return lines
+
+
+def ignored_tags(request: SynthesisRequest, spec: VariantSpec) -> list[str]:
+    """The sound tags in the request's text that `spec` does not perform (they are left unsaid)."""
+    return [f"[{tag}]" for tag in tags.sound_tags_in(request.text) if tag not in spec.sound_tags]
+
+
+def spoken(chunk: text_prep.TextChunk, spec: VariantSpec) -> str:
+    """What the model is given to say of a chunk: its text, less the sound tags the variant does not perform."""
+    return tags.without_sound_tags(chunk.text, spec.sound_tags)
+
+
+def pause_after(chunk: text_prep.TextChunk, speed: float) -> float:
+    """The silence after a chunk: a sentence's or a clause's, as fast as the speech; a pause tag's, as written."""
+    return chunk.pause_after if chunk.sentences[-1].tagged_pause else chunk.pause_after / speed
 
 
 @dataclass

@@ -73,6 +73,7 @@ class SynthesisRequest:
     seed: int | None = None
     max_tokens_per_chunk: int | None = None
     separate_phrases: bool = False  # each paragraph a phrase of its own: one chunk, no pause after it
+    captions: bool = False  # each sentence a chunk of its own, so each has audio of its own to time a caption by
 
     def __post_init__(self):
         if not isinstance(self.text, str):

@@ -27,6 +27,7 @@ class FakeJob:
     id: int = 1
     seed: int = 1
     ignored_parameters: list = field(default_factory=list)
+    ignored_tags: list = field(default_factory=list)
     cancelled: bool = False
 
     def __iter__(self):

@@ -136,11 +136,11 @@ def test_desk_shows_a_readable_error(engine, tmp_path, text, words):
     desk = handlers.Handlers(engine, LIMITS)
     values = [0.5, 0.5, 0.8, 1.0, 0.05, 1.2, 1.0]
     with pytest.raises(handlers.gr.Error, match=words):
-        next(desk.generate(text, None, "", "mp3", *values, -1, "", "", [], None))
+        next(desk.generate(text, None, "", "mp3", *values, -1, "", "", False, [], None))
     with pytest.raises(handlers.gr.Error, match="There is no library voice"):
-        next(desk.generate("Hi.", None, "../x.wav", "mp3", *values, -1, "", "", [], None))
+        next(desk.generate("Hi.", None, "../x.wav", "mp3", *values, -1, "", "", False, [], None))
     with pytest.raises(handlers.gr.Error, match="speed is 9"):
-        next(desk.generate("Hi.", None, "", "mp3", *values[:-1], 9.0, -1, "", "", [], None))
+        next(desk.generate("Hi.", None, "", "mp3", *values[:-1], 9.0, -1, "", "", False, [], None))
 
 
 @pytest.mark.parametrize("args, words", [
@@ -229,6 +229,7 @@ class InstantJob:
     id = 1
     seed = 1
     ignored_parameters: list = []
+    ignored_tags: list = []
 
     def __init__(self, request: SynthesisRequest):
         self.request = request

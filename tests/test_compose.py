@@ -29,6 +29,7 @@ class RecordedJob:
     def __init__(self, request: SynthesisRequest):
         self.request, self.seed, self.id, self.chunks = request, request.seed, 1, 1
         self.ignored_parameters: list[str] = []
+        self.ignored_tags: list[str] = []
         self.cancelled = False
 
     def __iter__(self):

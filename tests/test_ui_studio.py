@@ -51,10 +51,14 @@ def test_gradio_client_synthesizes_with_a_reference_clip(studio, reference_clip,
     client = Client(studio, verbose=False)
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {
         "/synthesize", "/voices", "/presets"}
-    path = client.predict(text="Hi.", reference=handle_file(str(clip)), exaggeration=0.6, seed=7,
-                          output_format="flac", api_name="/synthesize")
-    assert path.endswith(".flac") and "seed7" in path
+    path, captions = client.predict(text="Hi.", reference=handle_file(str(clip)), exaggeration=0.6, seed=7,
+                                    output_format="flac", api_name="/synthesize")
+    assert path.endswith(".flac") and "seed7" in path and captions is None
     assert len(audio.decode(Path(path).read_bytes())) > 0
+    path, captions = client.predict(text="One. [pause:1s] Two.", captions=True, api_name="/synthesize")
+    srt, vtt = (Path(file).read_text() for file in captions)
+    assert srt.startswith("1\n00:00:00,000 --> ") and "\n\n2\n" in srt and "Two." in srt
+    assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> ") and "One." in vtt
     library = requests.get(f"{studio}/api/speakers", timeout=30).json()["speakers"]
     assert [v["id"] for v in client.predict(api_name="/voices")] == [v["id"] for v in library]
     assert client.predict(api_name="/presets")["neutral"]["exaggeration"] == 0.5

@@ -105,7 +105,11 @@ def test_text_count_chunk_preview_and_limit(tmp_path):
     h = _handlers(tmp_path)
     count, preview = h.text_info("First sentence. Second one here.")
     assert count.startswith("32 / 100 characters") and "2 chunks" in count
-    assert preview.splitlines() == ["1. First sentence.", "2. Second one here."]
+    assert preview.splitlines() == ["1. First sentence.  ⏸ 0.3 s", "2. Second one here."]
+    assert h.text_info("Hi. [pause:2s] Ha [laugh] ha.")[1].splitlines() == [
+        "1. Hi.  ⏸ 2 s", "2. Ha ha.", "(chatterbox does not perform [laugh]: left unsaid)"]
+    assert h.text_info("Ha [laugh] ha.", model="chatterbox-turbo")[1] == "1. Ha [laugh] ha."
+    assert "not a pause tag" in h.text_info("Wait [pause:long] here.")[1]
     assert "over the limit" in h.text_info("x" * 101)[0]
     assert h.text_info("")[1] == "Nothing to say yet."
     with pytest.raises(gr.Error, match="limit is 100"), handlers.readable_errors():
@@ -211,12 +215,14 @@ def test_generate_streams_chunks_then_finishes_the_take(engine, tmp_path, monkey
     monkeypatch.setattr(handlers, "STREAMING", True)
     h = handlers.Handlers(engine, Settings())
     defaults = [PARAMETER_RANGES[p][2] for p in handlers.PARAMS]
-    steps = [step for step in h.generate("One. Two.", None, "", "flac", *defaults, 5, "", "", [], None)
+    steps = [step for step in h.generate("One. Two.", None, "", "flac", *defaults, 5, "", "", True, [], None)
              if step != handlers.STILL_WORKING]
     streamed, final = steps[:-1], steps[-1]
     assert len(streamed) == 2 and all(isinstance(s[0], tuple) and s[0][0] == 24000 for s in streamed)
-    player, download, note, takes, pick = final
-    assert download.endswith(".flac") and "Seed used: **5**" in note and "built-in voice" in note
+    player, downloads, note, takes, pick = final
+    assert [Path(d).suffix for d in downloads] == [".flac", ".srt", ".vtt"]  # the captions box was ticked
+    assert Path(downloads[1]).read_text().count(" --> ") == 2
+    assert "Seed used: **5**" in note and "built-in voice" in note
     assert takes[0].values["seed"] == 5 and pick["value"] == takes[0].number
     assert h.load_take(takes, takes[0].number)[0] == "One. Two."
 
@@ -229,7 +235,7 @@ def test_a_take_closed_midway_cancels_its_job_and_stop_keeps_the_chunks_made(eng
                     f"more words than one chunk of two hundred and fifty characters could hold beside another "
                     f"sentence as long as it is." for n in range(6))
     visitor = SimpleNamespace(session_hash="stopper")
-    take = h.generate(text, None, "", "wav", *defaults, 3, "", "", [], visitor)
+    take = h.generate(text, None, "", "wav", *defaults, 3, "", "", False, [], visitor)
     cancelled_before = engine.status()["cancelled_jobs"]
     for step in take:
         assert step == handlers.STILL_WORKING  # no ffmpeg here: nothing streams, the take only waits

@@ -46,13 +46,14 @@ curl -s {base}/v1/audio/speech -H "Content-Type: application/json" \\
 from gradio_client import Client, handle_file
 
 client = Client("{base}")
-path = client.predict(
+path, captions = client.predict(
     text="Hello from Chatterbox Studio.",
     reference=handle_file("my_voice.wav"),  # or reference=None, voice_id="<a saved voice id>"
     exaggeration=0.5, cfg_weight=0.5, seed=42, output_format="mp3",
+    captions=True,  # also an .srt and a .vtt file, a cue per sentence (False: captions is None)
     api_name="/synthesize",
 )
-print(path)  # the audio file, downloaded
+print(path, captions)  # the audio file and the caption files, downloaded
 print(client.predict(api_name="/voices"), client.predict(api_name="/presets"))
 ```
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from engine import MODELS, PARAMETER_RANGES, Engine, audio
+from engine.models import VARIANTS
 from settings import Settings
 
 from .dataset_tab import build_dataset_tab
@@ -12,6 +13,13 @@ from .handlers import (DOWNLOAD_FORMATS, LABELS, LANGUAGE_CHOICES, PARAMS, SCRAT
                        Handlers, random_seed)
 
 PRIVATE = {"api_visibility": "private"}
+
+TAGS_HELP = "\n".join([
+    "- `[pause:1.5s]` or `[pause:500ms]`: that much silence, exactly (speed does not change it); a chunk ends there.",
+    *(f"- Sounds {spec.name} performs: {' '.join(f'`[{tag}]`' for tag in spec.sound_tags)}."
+      for spec in VARIANTS.values() if spec.sound_tags),
+    "- A model that does not perform a sound leaves it unsaid, and the note under the take says so.",
+    "- Other square brackets (`[1]`, `[sic]`) are read as text."])
 
 CONFIRM_DELETE_JS = """(voice) => (voice && !confirm("Delete this saved voice for good? Its clip leaves the library."))
   ? null : voice"""
@@ -50,7 +58,9 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
                                                   "Ctrl/Cmd+Enter generates.")
                     text_count = gr.Markdown(elem_id="text-count")
                     with gr.Accordion("How the text will be chunked", open=False):
-                        chunk_preview = gr.Markdown()
+                        chunk_preview = gr.Markdown(elem_id="chunk-preview")
+                    with gr.Accordion("Tags you can write in the text", open=False):
+                        gr.Markdown(TAGS_HELP)
                     reference = gr.Audio(sources=["upload", "microphone"], type="filepath", elem_id="reference",
                                          label="Reference voice: record or upload")
                     with gr.Row():
@@ -71,9 +81,12 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
                         stop = gr.Button("■ Stop", variant="stop", elem_id="stop-button")
                     output = gr.Audio(label="Output", type="filepath", interactive=False, streaming=STREAMING,
                                       autoplay=STREAMING, elem_id="output-audio")
-                    download = gr.File(label="Download", elem_id="download")
+                    download = gr.File(label="Download", file_count="multiple", elem_id="download")
                     seed_note = gr.Markdown(elem_id="seed-note")
                     fmt = gr.Radio(list(DOWNLOAD_FORMATS), value="mp3", label="Download format")
+                    captions = gr.Checkbox(False, label="Captions (.srt and .vtt): a cue per sentence",
+                                           info="Each sentence is made on its own, so its cue is timed to its audio.",
+                                           elem_id="captions")
                     preset_choices = h.preset_choices()
                     preset = gr.Dropdown(preset_choices, value="neutral" if "neutral" in preset_choices else None,
                                          label="Preset", elem_id="preset")
@@ -102,8 +115,9 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
             api_examples = gr.Markdown(elem_id="api-examples")
 
         params = [sliders[name] for name in PARAMS]
-        text.change(h.text_info, text, [text_count, chunk_preview], show_progress="hidden",
-                    trigger_mode="always_last", queue=False, **PRIVATE)
+        gr.on([text.change, language.change, model.change, captions.change], h.text_info,
+              [text, language, model, captions], [text_count, chunk_preview], show_progress="hidden",
+              trigger_mode="always_last", queue=False, **PRIVATE)
         reference.change(h.clip_report, reference, clip_note, show_progress="hidden", **PRIVATE)
         for event in (reference.upload, reference.stop_recording):
             event(lambda: "", None, voice, **PRIVATE)
@@ -122,7 +136,7 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
 
         take_outputs = [output, download, seed_note, takes, pick]
         synthesis = gr.on([generate.click], h.generate,
-                          [text, reference, voice, fmt, *params, seed, language, model, takes], take_outputs,
+                          [text, reference, voice, fmt, *params, seed, language, model, captions, takes], take_outputs,
                           concurrency_id="synthesis", show_progress_on=[output], validator=h.check_take, **PRIVATE)
         synthesis.then(h.engine_status, None, engine_status, show_progress="hidden", **PRIVATE)
         stop.click(h.stop, [takes], take_outputs, cancels=[synthesis], queue=False, **PRIVATE)
@@ -153,9 +167,10 @@ def _api_endpoints(h: Handlers) -> None:
             gr.Textbox("", label="language"),
             gr.Textbox("", label="model"),
             gr.Dropdown(list(audio.FORMATS), value="wav", label="output_format"),
+            gr.Checkbox(False, label="captions"),
         ]
-        result = gr.File(label="audio")
+        results = [gr.File(label="audio"), gr.File(label="captions", file_count="multiple")]
         trigger = gr.Button(visible=False)
-    trigger.click(h.api_synthesize, inputs, result, api_name="synthesize", concurrency_id="synthesis")
+    trigger.click(h.api_synthesize, inputs, results, api_name="synthesize", concurrency_id="synthesis")
     gr.api(h.api_voices, api_name="voices")
     gr.api(h.api_presets, api_name="presets")

@@ -20,7 +20,8 @@ from engine import (LANGUAGES, PARAMETER_RANGES, Ask, Engine, EngineError, Inval
                     audio)
 from engine.models import VARIANTS
 from engine.request import MAX_SEED
-from engine.text import split
+from engine.pipeline import preview
+from engine.text.captions import CAPTION_FORMATS, cues_of
 from settings import Settings
 
 from . import api_tab, history
@@ -130,20 +131,25 @@ class Handlers:
 
     # Text
 
-    def text_info(self, text: str) -> tuple[str, str]:
-        """The live character count and how the text will be chunked."""
+    def text_info(self, text: str, language: str | None = None, model: str | None = None,
+                  captions: bool = False) -> tuple[str, str]:
+        """The live character count, and the chunks and pauses synthesis will make of the text (the same rules)."""
         text = text or ""
         limit = self.settings.max_input_chars
         count = f"{len(text)} / {limit} characters"
         if len(text) > limit:
             count += f" — ⚠ over the limit by {len(text) - limit}; shorten the text"
-        try:
-            chunks = split(text, self.engine.config.chunk_chars)
-        except EngineError:
+        if not text.strip():
             return count, "Nothing to say yet."
-        count += f" · {len(chunks)} chunk{'s' if len(chunks) != 1 else ''}"
-        preview = "\n".join(f"{i}. {c.text}" for i, c in enumerate(chunks, 1))
-        return count, preview
+        try:
+            request = self.composer.compose(Ask(text[:limit], model=model or None, language=language or None,
+                                                captions=bool(captions)))
+            lines = preview(request, self.engine.config)
+        except EngineError as error:
+            return count, f"⚠ {error.message}"
+        chunks = sum(1 for line in lines if line[:1].isdigit())
+        count += f" · {chunks} chunk{'s' if chunks != 1 else ''}"
+        return count, "\n".join(lines)
 
     # Reference clip
 
@@ -250,11 +256,11 @@ class Handlers:
     # Synthesis
 
     def ask(self, text: str, clip: str | None, voice_id: str | None, params: tuple, seed: float | None,
-            language: str | None, model: str | None) -> Ask:
+            language: str | None, model: str | None, captions: bool = False) -> Ask:
         """What the desk's values ask for: a library voice, else the reference clip, else the built-in voice."""
         clip_bytes = Voice.from_file(clip).clip if clip and not voice_id else None
         return Ask(text or "", voice=voice_id or None, clip=clip_bytes, model=model or None, language=language or None,
-                   values={**dict(zip(PARAMS, params)), "seed": seed_value(seed)})
+                   values={**dict(zip(PARAMS, params)), "seed": seed_value(seed)}, captions=bool(captions))
 
     def _write(self, clip: audio.AudioChunk, number: int, fmt: str) -> tuple[Path, Path]:
         """The take as a wav for the player and a file in the chosen format for download."""
@@ -266,13 +272,23 @@ class Handlers:
             download.write_bytes(audio.encode(clip.samples, clip.sample_rate, fmt))
         return player, download
 
+    def _write_captions(self, chunks: list[audio.AudioChunk], stem: str) -> list[str]:
+        """The chunks' cues as `<stem>.srt` and `<stem>.vtt` in the scratch folder; their paths."""
+        cues = cues_of(chunks)
+        paths = []
+        for extension, write in CAPTION_FORMATS.items():
+            path = self.takes_dir / f"{stem}.{extension}"
+            path.write_text(write(cues), encoding="utf-8")
+            paths.append(str(path))
+        return paths
+
     def check_take(self, text: str, clip: str | None, voice_id: str | None, fmt: str, *values) -> list[dict]:
         """Gradio's validator before a take, with the take's inputs: the composer's refusal is shown at the control
         it concerns and the event does not start, so no error badge covers the last take."""
-        params, (seed, language, model) = values[:len(PARAMS)], values[len(PARAMS):len(PARAMS) + 3]  # then takes
+        params, (seed, language, model, captions) = values[:len(PARAMS)], values[len(PARAMS):len(PARAMS) + 4]
         wrong, message = -1, ""
         try:
-            self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model))
+            self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model, captions))
         except EngineError as error:
             log_refusal(error.message, error.code)
             wrong, message = self._input_of(error.param, voice_id), error.message
@@ -289,14 +305,14 @@ class Handlers:
     def generate(self, text: str, clip: str | None, voice_id: str | None, fmt: str,
                  exaggeration: float, cfg_weight: float, temperature: float, top_p: float, min_p: float,
                  repetition_penalty: float, speed: float, seed: float | None, language: str | None, model: str | None,
-                 takes: list[Take], request: gr.Request, progress=gr.Progress()):
+                 captions: bool, takes: list[Take], request: gr.Request, progress=gr.Progress()):
         """Synthesize chunk by chunk with a progress bar; streams to the player where ffmpeg allows. Stop, a closed
         tab or a reload closes this generator at its next yield (one comes every HEARTBEAT_SECONDS), which cancels
         the job. The job is submitted only after a first yield: a Stop during the first step would cancel the event
         before Gradio has kept the generator, and nothing would close it."""
         params = (exaggeration, cfg_weight, temperature, top_p, min_p, repetition_penalty, speed)
         with readable_errors():
-            synthesis = self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model))
+            synthesis = self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model, captions))
         yield STILL_WORKING  # Gradio keeps this take once it has yielded: from then on, Stop closes it
         with readable_errors():
             job = self.engine.submit(synthesis)
@@ -339,13 +355,16 @@ class Handlers:
         made = (f"Stopped after {len(run.chunks)} of {job.chunks} chunks; this partial take was kept"
                 if stopped else f"{len(run.chunks)} chunk(s)")
         note = f"Seed used: **{job.seed}** · {run.voice_label} · {whole.duration:.1f} s of audio · {made}"
-        if job.ignored_parameters:
-            note += f" · the model ignored {', '.join(job.ignored_parameters)}"
+        if job.ignored_parameters or job.ignored_tags:
+            note += f" · the model ignored {', '.join(job.ignored_parameters + job.ignored_tags)}"
+        downloads = [str(download)]
+        if synthesis.captions:
+            downloads += self._write_captions(run.chunks, download.stem)
         voice_id = synthesis.voice.library_id
         take = Take(number, synthesis.text, run.voice_label, voice_id, None if voice_id else run.clip,
                     {**synthesis.parameters(), "seed": job.seed}, str(player), str(download))
         takes = history.add(takes, take)
-        return (gr.skip() if STREAMING and not stopped else str(player), str(download), note, takes,
+        return (gr.skip() if STREAMING and not stopped else str(player), downloads, note, takes,
                 gr.update(choices=history.choices(takes), value=number))
 
     def stop(self, takes: list[Take], request: gr.Request) -> tuple:
@@ -387,21 +406,24 @@ class Handlers:
                        temperature: float | None = None, top_p: float | None = None, min_p: float | None = None,
                        repetition_penalty: float | None = None, speed: float | None = None,
                        seed: float | None = None, language: str | None = None, model: str | None = None,
-                       output_format: str = "wav") -> str:
+                       output_format: str = "wav", captions: bool = False) -> tuple[str, list[str] | None]:
         """Synthesize `text` in a voice (a reference clip, or a library voice id, or the built-in one) to a file;
-        a parameter left empty takes the model's default."""
+        a parameter left empty takes the model's default. With `captions`, also an .srt and a .vtt file, a cue per
+        sentence."""
         params = (exaggeration, cfg_weight, temperature, top_p, min_p, repetition_penalty, speed)
         fmt = output_format or "wav"
         with readable_errors():
             if fmt not in audio.FORMATS:
                 raise InvalidRequest(f"Unknown output_format '{fmt}'; use one of {', '.join(audio.FORMATS)}.")
-            synthesis = self.composer.compose(self.ask(text, reference, voice_id, params, seed, language, model))
+            synthesis = self.composer.compose(self.ask(text, reference, voice_id, params, seed, language, model,
+                                                       captions))
             job = self.engine.submit(synthesis)
-            whole = job.result()
+            chunks = list(job)
+        whole = audio.join(chunks)
         self.sweep_scratch()
         path = self.takes_dir / f"api-{next(self._numbers)}-seed{job.seed}.{audio.FORMATS[fmt][1]}"
         path.write_bytes(audio.encode(whole.samples, whole.sample_rate, fmt))
-        return str(path)
+        return str(path), self._write_captions(chunks, path.stem) if captions else None
 
     def api_voices(self) -> list[dict]:
         """The saved voices of the library (the same library the HTTP API lists)."""

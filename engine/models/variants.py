@@ -32,6 +32,7 @@ class VariantSpec:
     ignores: tuple[str, ...] = ()  # sampling parameters it ignores
     defaults: tuple[tuple[str, float], ...] = ()  # where upstream's `generate` defaults differ from the English model's
     min_reference_seconds: float = 1.0  # the shortest reference clip it clones from
+    sound_tags: tuple[str, ...] = ()  # the sounds it performs where the text has them in brackets: [laugh]
     upstream_class: str = field(kw_only=True)  # upstream's own model class, "module:Class"
 
     def missing_files(self, directory: Path) -> list[str]:
@@ -50,6 +51,9 @@ class VariantSpec:
         raise InvalidRequest(f"{self.name} speaks {spoken} only; use model {speakers} for language '{language}'.",
                              "language")
 
+
+# The paralinguistic tags upstream's Turbo demo offers (gradio_tts_turbo_app.py on its main branch).
+TURBO_SOUND_TAGS = ("clear throat", "sigh", "shush", "cough", "groan", "sniff", "gasp", "chuckle", "laugh")
 
 VARIANTS = {
     "chatterbox": VariantSpec(
@@ -73,6 +77,7 @@ VARIANTS = {
         architecture="turbo", backbone="gpt2", languages=("en",), takes_language_id=False,
         ignores=("cfg_weight", "exaggeration", "min_p"), defaults=(("top_p", 0.95),),
         min_reference_seconds=5.0,  # upstream asserts a reference clip longer than 5 s
+        sound_tags=TURBO_SOUND_TAGS,
         upstream_class="chatterbox.tts_turbo:ChatterboxTurboTTS",
     ),
 }

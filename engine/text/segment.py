@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import sentencex
 
 from ..errors import InvalidRequest
+from . import tags
 
 LINE_END = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -35,13 +36,17 @@ class Sentence:
     text: str
     gap: str
     pause_after: float
+    tagged_pause: bool = False  # the pause after it was written as a [pause:…] tag: a chunk always ends here
 
 
 @dataclass(frozen=True)
 class TextChunk:
-    """One piece of text for one model call: the sentences it is made of, in the text's order."""
+    """One piece of text for one model call: the sentences it is made of, in the text's order. Only the first chunk
+    of a text that starts with pause tags has a `lead`: those tags as written, and the silence they ask for."""
 
     sentences: tuple[Sentence, ...]
+    lead: str = ""
+    pause_before: float = 0.0
 
     @property
     def text(self) -> str:
@@ -85,8 +90,8 @@ def _cleaned_character(ch: str) -> str:
 
 
 def has_words(text: str) -> bool:
-    """Whether `text` holds any letter or digit to speak."""
-    return any(unicodedata.category(ch)[0] in "LN" for ch in text)
+    """Whether `text` holds any letter or digit to speak, outside tags."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in tags.without_tags(text))
 
 
 def check_speakable(text: str) -> None:
@@ -95,7 +100,7 @@ def check_speakable(text: str) -> None:
         raise InvalidRequest("The text is empty; type something to say.", "input")
     if not has_words(text):
         raise InvalidRequest(
-            "The text has no letters or digits to speak (only punctuation, symbols or emoji); type some words.",
+            "The text has no letters or digits to speak (only punctuation, symbols, emoji or tags); type some words.",
             "input",
         )
 
@@ -106,18 +111,26 @@ def split(text: str, max_chars: int = 250, language: str | None = None) -> list[
     A sentence longer than a chunk is cut after a clause, else between words, else (text without spaces) anywhere
     but inside a letter and its marks. The first sentence is a chunk of its own, so streamed audio can start early.
     A run with no letter or digit (`* * *`, an emoji) goes with the sentence before it (the first one: after it),
-    even past `max_chars`, so that every chunk has words to speak.
+    even past `max_chars`, so that every chunk has words to speak. A pause tag always ends a chunk (see tags.py).
     """
-    text = normalize(text)
-    check_speakable(text)
-    pieces = [part for sentence in _sentences(text, language) for part in _cut_long(sentence, max_chars)]
-    return _pack(_with_words(pieces), max_chars)
+    lead, pieces = _pieces(text, max_chars, language)
+    return _with_lead(lead, _pack(pieces, max_chars))
+
+
+def sentence_chunks(text: str, max_chars: int = 250, language: str | None = None) -> list[TextChunk]:
+    """Each sentence (a long one cut as `split` cuts it) as a chunk of its own, so that each has audio of its own to
+    time a caption by."""
+    lead, pieces = _pieces(text, max_chars, language)
+    return _with_lead(lead, [TextChunk((piece,)) for piece in pieces])
 
 
 def phrases(text: str, max_chars: int = 250, language: str | None = None) -> list[TextChunk]:
     """Each paragraph as one chunk with no pause after it, for texts whose paragraphs are separate utterances."""
     text = normalize(text)
     check_speakable(text)
+    if tags.has_pause_tag(text):
+        raise InvalidRequest("A phrase is spoken whole, with no pause inside it: take the [pause:…] tags out of the "
+                             "phrases.", "input")
     paragraphs = text.split("\n\n")
     chunks = [TextChunk(_paragraph_sentences(paragraph, language, _gap_after(number, paragraphs), 0.0))
               for number, paragraph in enumerate(paragraphs, 1)]
@@ -130,30 +143,69 @@ def phrases(text: str, max_chars: int = 250, language: str | None = None) -> lis
     return chunks
 
 
+def _pieces(text: str, max_chars: int, language: str | None) -> tuple[Sentence | None, list[Sentence]]:
+    """The cleaned-up text's pause tags before its first words, if any, as a piece with no text; and its sentences,
+    cut to fit `max_chars`, each with words to speak."""
+    text = normalize(text)
+    check_speakable(text)
+    sentences = [part for sentence in _sentences(text, language) for part in _cut_long(sentence, max_chars)]
+    pieces = _with_words(sentences)
+    if pieces and not has_words(pieces[0].text):  # only punctuation before the first pause tag
+        return pieces[0], pieces[1:]
+    return None, pieces
+
+
+def _with_lead(lead: Sentence | None, chunks: list[TextChunk]) -> list[TextChunk]:
+    """The chunks, the first one with the text's leading pause tags and their silence."""
+    if lead is None:
+        return chunks
+    return [replace(chunks[0], lead=lead.text + lead.gap, pause_before=lead.pause_after), *chunks[1:]]
+
+
 def _sentences(text: str, language: str | None) -> list[Sentence]:
     """The sentences of cleaned-up text, paragraph by paragraph; a paragraph's last one has the paragraph pause,
-    the text's last one none."""
+    the text's last one none, and one before pause tags the silence they ask for, those tags in its gap. Tags before
+    the text's first words are a first sentence with no text."""
     paragraphs = text.split("\n\n")
     sentences: list[Sentence] = []
     for number, paragraph in enumerate(paragraphs, 1):
-        pause = 0.0 if number == len(paragraphs) else PARAGRAPH_PAUSE
-        sentences.extend(_paragraph_sentences(paragraph, language, _gap_after(number, paragraphs), pause))
+        for stretch in tags.stretches(paragraph):
+            tagged = stretch.pause is not None
+            if stretch.text:
+                sentences.extend(_paragraph_sentences(stretch.text, language, stretch.after,
+                                                      stretch.pause if tagged else SENTENCE_PAUSE, tagged))
+            elif sentences:
+                sentences[-1] = _followed_by(sentences[-1], stretch.after, stretch.pause)
+            else:
+                sentences.append(Sentence("", stretch.after, stretch.pause, True))
+        last = sentences[-1]
+        pause = last.pause_after if last.tagged_pause else 0.0 if number == len(paragraphs) else PARAGRAPH_PAUSE
+        sentences[-1] = replace(last, gap=last.gap + _gap_after(number, paragraphs), pause_after=pause)
     return sentences
+
+
+def _followed_by(sentence: Sentence, text: str, pause: float) -> Sentence:
+    """The sentence with unspoken text (pause tags, or a run with no words between them) added to its gap, and the
+    silence of its tags: it replaces the sentence's own pause, or adds to a pause already asked for."""
+    before = sentence.pause_after if sentence.tagged_pause else 0.0
+    return Sentence(sentence.text, sentence.gap + text, before + pause, True)
 
 
 def _gap_after(number: int, paragraphs: list[str]) -> str:
     return "" if number == len(paragraphs) else "\n\n"
 
 
-def _paragraph_sentences(paragraph: str, language: str | None, gap: str, pause: float) -> tuple[Sentence, ...]:
-    """The paragraph's sentences as sentencex finds them, less the cuts it makes inside one (`_continues`)."""
+def _paragraph_sentences(paragraph: str, language: str | None, gap: str, pause: float,
+                         tagged_pause: bool = False) -> tuple[Sentence, ...]:
+    """The paragraph's sentences as sentencex finds them, less the cuts it makes inside one (`_continues`); the last
+    one followed by `gap` and `pause`."""
     sentences: list[Sentence] = []
     for sentence in _library_sentences(paragraph, language):
         if sentences and _continues(sentences[-1], sentence):
             sentences[-1] = _joined(sentences[-1], sentence)
         else:
             sentences.append(sentence)
-    sentences[-1] = replace(sentences[-1], gap=gap, pause_after=pause)
+    sentences[-1] = replace(sentences[-1], gap=gap, pause_after=pause, tagged_pause=tagged_pause)
     return tuple(sentences)
 
 
@@ -192,7 +244,7 @@ def _is_label(sentence: Sentence) -> bool:
 
 def _joined(first: Sentence, second: Sentence) -> Sentence:
     """Two neighbouring pieces of text as one, with the whitespace that was between them."""
-    return Sentence(first.text + first.gap + second.text, second.gap, second.pause_after)
+    return Sentence(first.text + first.gap + second.text, second.gap, second.pause_after, second.tagged_pause)
 
 
 def _cut_long(sentence: Sentence, max_chars: int) -> list[Sentence]:
@@ -225,10 +277,14 @@ def _cut_point(text: str, max_chars: int) -> int:
 
 
 def _with_words(pieces: list[Sentence]) -> list[Sentence]:
-    """The pieces, each one without a letter or digit joined to the piece before it (the first: to the one after)."""
+    """The pieces, each one without a letter or digit joined to the piece before it (the first: to the one after),
+    but never across a pause tag: after one, a piece with no words goes into the gap with the tag."""
     joined: list[Sentence] = []
     for piece in pieces:
-        if joined and (not has_words(piece.text) or not has_words(joined[-1].text)):
+        if joined and joined[-1].tagged_pause and not has_words(piece.text):
+            joined[-1] = _followed_by(joined[-1], piece.text + piece.gap, piece.pause_after if piece.tagged_pause else 0)
+        elif joined and not joined[-1].tagged_pause and (not has_words(piece.text)
+                                                         or not has_words(joined[-1].text)):
             joined[-1] = _joined(joined[-1], piece)
         else:
             joined.append(piece)
@@ -242,7 +298,8 @@ def _pack(pieces: list[Sentence], max_chars: int) -> list[TextChunk]:
     length = 0  # of the last chunk, with the whitespace after it
     for piece in pieces:
         fits = length + len(piece.text) <= max_chars
-        if len(chunks) > 1 and chunks[-1][-1].pause_after == SENTENCE_PAUSE and fits:
+        after = chunks[-1][-1] if chunks else None
+        if len(chunks) > 1 and after.pause_after == SENTENCE_PAUSE and not after.tagged_pause and fits:
             chunks[-1].append(piece)
         else:
             chunks.append([piece])
