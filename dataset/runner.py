@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 import soundfile as sf
 
-from engine import Ask, Cancelled, EngineError, RequestComposer, SynthesisRequest, audio
+from engine import Ask, Cancelled, EngineError, Job, RequestComposer, SynthesisRequest, audio
 from engine.placement import Placement
 from engine.text import has_words
 
@@ -74,7 +74,7 @@ class EngineSpeaker:
         for job in list(self._jobs):
             job.cancel()
 
-    def _submit(self, request: SynthesisRequest):
+    def _submit(self, request: SynthesisRequest) -> Job:
         if self._stopped:
             raise Cancelled("The dataset was stopped.")
         job = self.engine.submit(request)
@@ -128,6 +128,8 @@ def shared_requests(todo: list[tuple[int, str]], shareable) -> tuple[list[list[t
 
 @dataclass(frozen=True)
 class _Raised:
+    """A task's error, handed to the thread that reads the results."""
+
     error: BaseException
 
 
