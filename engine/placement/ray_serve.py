@@ -215,7 +215,7 @@ class RayPlacement:
                                   config.batch_requests).request_batch
         self.board = ray.remote(replica_board_class()).options(name=BOARD_NAME, namespace=NAMESPACE, num_cpus=0,
                                                       get_if_exists=True).remote()
-        serve.start(http_options={"location": "NoServer"})
+        serve.start(proxy_location="Disabled")  # the studio calls the deployment through its handle only
         self.handle = serve.run(self._deployment().bind(self._replica_config()), name=APP_NAME, route_prefix=None)
         self.status_message = f"{self.max_replicas} replica(s) of {config.model} on Ray Serve."
         log.info(self.status_message)
