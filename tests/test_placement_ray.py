@@ -24,6 +24,8 @@ from engine.placement.ray_serve import RayPlacement, ray_init_options  # noqa: E
 from settings import Settings  # noqa: E402
 
 CHOICE = PlacementChoice(replicas=2)
+# Ray kills its workers when the machine's memory is 95% used, by anyone: on a shared CI machine that is often others.
+NO_RAY_MEMORY_KILLS = {"RAY_memory_monitor_refresh_ms": "0"}
 REPLICA_THREADS = 1  # a CPU replica's torch threads: the one CPU Ray gives it
 PHRASES = [f"Phrase number {n}." for n in range(4)]
 
@@ -37,6 +39,7 @@ def config_for(checkpoint, data_dir) -> EngineConfig:
 @pytest.fixture(scope="module")
 def cluster(tiny_checkpoint, tmp_path_factory):
     """Two CPU replicas on a local Ray instance started here (and shut down after the module)."""
+    os.environ.update(NO_RAY_MEMORY_KILLS)
     ray.init(num_cpus=2, **ray_init_options(CHOICE))
     placement = RayPlacement(config_for(tiny_checkpoint, tmp_path_factory.mktemp("ray-data")), CHOICE)
     yield placement

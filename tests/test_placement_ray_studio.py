@@ -13,12 +13,13 @@ import soundfile
 pytest.importorskip("ray", reason="Ray Serve is optional: requirements-cluster.txt")
 
 from conftest import running_studio  # noqa: E402
+from test_placement_ray import NO_RAY_MEMORY_KILLS  # noqa: E402
 
 TIMEOUT = 300
 
 
 def test_the_studio_serves_the_desk_and_the_api_from_two_replicas(tiny_checkpoint, tmp_path_factory, reference_clip):
-    with running_studio(tiny_checkpoint, tmp_path_factory, "--replicas", "2") as url:
+    with running_studio(tiny_checkpoint, tmp_path_factory, "--replicas", "2", **NO_RAY_MEMORY_KILLS) as url:
         assert requests.get(url, timeout=TIMEOUT).ok  # the desk
         voice = requests.post(f"{url}/api/create_speaker", files={"file": ("Anwar.mp3", reference_clip)},
                               timeout=TIMEOUT).json()["id"]  # kept in the studio's library; replicas get the clip
