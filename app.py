@@ -59,6 +59,13 @@ def serve(args: argparse.Namespace) -> int:
     except EngineError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
+    try:
+        start_wyoming(engine, settings)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        print(f"error: the Wyoming server cannot listen on {settings.host}:{settings.wyoming_port} ({reason}); "
+              f"choose another --wyoming-port.", file=sys.stderr)
+        return 2
     demo = ui.build_desk(engine, settings)
     demo.queue(max_size=settings.engine.queue_size, default_concurrency_limit=engine.request_batch)
     announce(settings, generated_key)
@@ -77,11 +84,24 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def start_wyoming(engine, settings: Settings) -> None:
+    """With --wyoming, the Wyoming server for Home Assistant, in this process, over the same engine and composer."""
+    if not settings.wyoming:
+        return
+    from api.exposure import LOOPBACK_HOSTS
+    from wyoming_server import WyomingServer
+
+    WyomingServer(engine, settings.composer(engine.config, engine.library), settings.host, settings.wyoming_port,
+                  announce=settings.host not in LOOPBACK_HOSTS).start()
+
+
 def announce(settings: Settings, generated_key: bool) -> None:
     """Print the studio's address, the API key if one was generated, and the warning when it is exposed."""
     from api.exposure import exposure_warning
 
     print(f"Chatterbox Studio on http://{settings.host}:{settings.port}  (API docs at /docs)", flush=True)
+    if settings.wyoming:
+        print(f"Wyoming server (Home Assistant) on tcp://{settings.host}:{settings.wyoming_port}", flush=True)
     if generated_key:
         print(f"API key (generated; pass --api-key to choose one, or --open to run without): {settings.api_key}",
               flush=True)

@@ -52,9 +52,28 @@ def add_dataset_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--server", help="drive a running studio at this URL instead of loading the model here")
     parser.add_argument("--workers", type=int, default=2, help="concurrent requests with --server")
     parser.add_argument("--api-key", help="the studio's API key, with --server")
+    add_verification_flags(parser)
     add_parameter_flags(parser)
     add_global_flags(parser)
     parser.set_defaults(run=make_dataset)
+
+
+def add_verification_flags(parser: argparse.ArgumentParser) -> None:
+    """How a dataset's takes are heard, made again and evened."""
+    from dataset.runner import LOUDNESS, MAX_CER, RETAKES
+
+    parser.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
+                        help="transcribe every clip with the speech recognizer (--asr-model) and make again those "
+                             "that say something else (default: on when a recognizer can be loaded)")
+    parser.add_argument("--max-cer", type=float, default=MAX_CER,
+                        help=f"highest character error rate a clip may have (default {MAX_CER}: a missing word fails, "
+                             f"the recognizer's own small slips pass)")
+    parser.add_argument("--retakes", type=int, default=RETAKES,
+                        help=f"takes after the first, each with the next seed, for a refused clip (default {RETAKES})")
+    parser.add_argument("--keep-failed", action="store_true",
+                        help="list a phrase that never passes in metadata.csv anyway, with its best take")
+    parser.add_argument("--loudness", type=float, default=LOUDNESS,
+                        help=f"even every clip to this loudness in LUFS, EBU R128 (default {LOUDNESS:g})")
 
 
 def add_parameter_flags(parser: argparse.ArgumentParser) -> None:
@@ -129,6 +148,26 @@ def synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def verification_from(args: argparse.Namespace, language: str | None):
+    """How the flags ask takes to be heard; raises InvalidRequest when --verify asks for a recognizer there is not."""
+    from dataset.runner import Verification
+    from engine import InvalidRequest
+    from engine.quality import recognizer_for
+
+    if not 0 <= args.max_cer <= 10 or not 0 <= args.retakes <= 20:
+        raise InvalidRequest("--max-cer must be from 0 to 10 and --retakes from 0 to 20.", "max_cer")
+    checker = None
+    if args.verify is not False:
+        recognizer = recognizer_for(args.asr_model, args.device)
+        checker = recognizer.checker()
+        if checker is None and args.verify:
+            raise InvalidRequest(f"--verify needs a speech recognizer, and {recognizer.reason}. Give --asr-model DIR "
+                                 f"(a faster-whisper folder), or leave out --verify.", "verify")
+        if checker is None:
+            print(f"Clips are not verified: {recognizer.reason}.", file=sys.stderr)
+    return Verification(checker, args.max_cer, args.retakes, args.keep_failed, language)
+
+
 def make_dataset(args: argparse.Namespace) -> int:
     """The `dataset` command: a Piper (LJSpeech-style) folder, resumable, with failures recorded."""
     from tqdm import tqdm
@@ -159,7 +198,9 @@ def make_dataset(args: argparse.Namespace) -> int:
             engine = build_engine(settings)
             speaker = EngineSpeaker(engine, composer_for(settings, engine.library), ask_from(args, ""))
             model = speaker.request(phrase_list.phrases[0], args.seed).model or model  # refused here, not per phrase
-        run = DatasetRun(args.out, voice_name, args.sample_rate, args.seed)
+        language = args.language if args.server else speaker.request(phrase_list.phrases[0], args.seed).language
+        verification = verification_from(args, language)
+        run = DatasetRun(args.out, voice_name, args.sample_rate, args.seed, verification, args.loudness)
     except EngineError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2

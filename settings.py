@@ -35,6 +35,8 @@ class Settings:
     rate_limit: int = 0
     cors_origins: tuple[str, ...] = ()
     open: bool = False
+    wyoming: bool = False
+    wyoming_port: int = 10200
     replicas: int = 0
     ray_address: str | None = None
     autoscale: tuple[int, int] | None = None
@@ -110,6 +112,18 @@ def _whole_number(what: str, most: int) -> Callable[[str], int]:
 
 
 flow_steps = _whole_number("flow steps", 50)
+
+
+def reference_seconds(text: str) -> float:
+    """Seconds of the reference prompt, 1 to 10 (upstream's S3Gen hears at most 10)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 1 <= seconds <= 10:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds from 1 to 10")
+    return seconds
+
 batch_requests = _whole_number("requests", 64)
 replica_count = _whole_number("replicas", 1024)
 
@@ -149,11 +163,16 @@ FLAGS = (
                       "computes, same output for the same seed", "global", choices=PRECISIONS),
     Flag("flow_steps", "S3Gen flow-matching steps, 1 to 50 (default: 5 fast, 10 exact; more is slower and smoother)",
          "global", flow_steps),
+    Flag("reference_seconds", "seconds of the voice's reference clip S3Gen's flow hears, 1 to 10 (default: 4 fast, "
+                              "10 exact; more is slower and closer to the voice)", "global", reference_seconds),
     Flag("batch_requests", "most requests whose next chunks T3 samples together, 1 to 64 (default: 16 on a CUDA GPU "
                            "in the fast precision, else 1)", "global", batch_requests),
     Flag("checkpoint_dir", "load weights from this folder (Chatterbox's file layout) instead of the Hugging Face hub",
          "global", Path),
     Flag("data_dir", "where saved voices and outputs live", "global", Path),
+    Flag("asr_model", "the speech recognizer that checks takes (dataset --verify, candidates): a faster-whisper "
+                      "folder, a model name downloaded on first use (tiny, base, small, ...), or off", "global",
+         metavar="DIR|NAME|off"),
     Flag("replicas", "serve from this many engine replicas on a local Ray Serve instance, one model (and one GPU when "
                      "there are GPUs) each; installs the cluster requirements on first use", "global", replica_count),
     Flag("ray_address", "join the Ray cluster at this address (e.g. ray://head:10001 or auto) and serve from engine "
@@ -182,6 +201,9 @@ FLAGS = (
          comma_list, metavar="ORIGIN,..."),
     Flag("open", "with --share or a non-loopback --host, run without an API key instead of generating one", "server",
          kind="switch"),
+    Flag("wyoming", "also serve the Wyoming protocol (Home Assistant's local voice) on --host; it has no "
+                    "authentication", "server", kind="switch"),
+    Flag("wyoming_port", "the Wyoming server's TCP port", "server", int),
 )
 
 

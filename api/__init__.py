@@ -12,6 +12,7 @@ from engine import Engine
 from settings import Settings
 
 from . import captions, catalog, socket, speech, voices
+from .compat import sillytavern
 from .errors import EXCEPTION_HANDLERS
 from .guard import guarded_lifespan
 
@@ -28,6 +29,7 @@ def routes(engine: Engine, settings: Settings) -> list:
         *captions.build_router(engine, settings).routes,
         *voices.build_router(engine, settings).routes,
         *socket.build_router(engine, settings).routes,
+        *sillytavern.build_router(engine, settings).routes,
     ]
 
 

@@ -18,7 +18,7 @@ from . import streaming
 from .auth import key_dependencies
 from .errors import ApiRoute
 from .schemas import SpeechRequest
-from .speech import ask
+from .speech import ask, check_streamable_take
 
 CAPTIONED_RESPONSES = {200: {"content": {"application/json": {}, "text/event-stream": {}},
                              "description": "the audio (base64) and its cues, whole or as events"}}
@@ -48,6 +48,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         """Speech with captions: each sentence is made on its own, and its cue runs from where its audio starts to
         where it ends."""
         request = composer.compose(ask(body, settings, captions=True))
+        check_streamable_take(request)
         if body.stream:
             streaming.check_streamable(body.response_format)
         job = engine.submit(request)

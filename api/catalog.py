@@ -24,7 +24,7 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
 
     @router.get("/v1/models")
     def models() -> dict:
-        """The three Chatterbox variants and the OpenAI names that stand for the default one."""
+        """The Chatterbox variants and the OpenAI names that stand for the default one."""
         return {"object": "list", "data": [_model(m) for m in MODELS + MODEL_ALIASES]}
 
     @router.get("/v1/models/{model_id}")

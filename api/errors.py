@@ -16,8 +16,9 @@ from engine import Busy, Cancelled, EngineError, InvalidRequest, ModelUnavailabl
 
 log = logging.getLogger(__name__)
 
-# Paths whose errors take OpenAI's shape; Gradio's own routes keep theirs.
-API_PREFIXES = ("/v1/", "/v2/", "/api/", "/ws/", "/health")
+# Paths whose errors take OpenAI's shape, and which the API guard covers; Gradio's own routes keep theirs. The last
+# three are the routes of the server SillyTavern's Chatterbox provider was written for (api/compat/sillytavern.py).
+API_PREFIXES = ("/v1/", "/v2/", "/api/", "/ws/", "/health", "/tts", "/get_predefined_voices", "/get_reference_files")
 
 NO_RETRY = {"x-should-retry": "false"}
 

@@ -32,8 +32,16 @@ def exposure_warning(settings: Settings) -> str | None:
     guard = ("An API key guards it: the UI asks for it as the password, the API as 'Authorization: Bearer <key>'."
              if settings.api_key else
              "Anyone with the address can synthesize speech in any voice, and upload, use or delete saved voices.")
-    return (f"{bar}\nWARNING: the studio is exposed: {'; '.join(reasons)}.\n{guard}\n"
+    return (f"{bar}\nWARNING: the studio is exposed: {'; '.join(reasons)}.\n{guard}\n{wyoming_warning(settings)}"
             f"Share the address only with people you trust; stop the studio when you are done.\n{bar}")
+
+
+def wyoming_warning(settings: Settings) -> str:
+    """The line about the Wyoming server when it listens beyond loopback (its protocol has no key), else ''."""
+    if not settings.wyoming or settings.host in LOOPBACK_HOSTS:
+        return ""
+    return (f"The Wyoming server on {settings.host}:{settings.wyoming_port} has NO authentication (the protocol has "
+            f"none): anyone who reaches that port can synthesize speech in any library voice.\n")
 
 
 def with_key(settings: Settings) -> tuple[Settings, bool]:

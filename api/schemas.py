@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from engine import MODELS
+
 ResponseFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 
 
@@ -20,8 +22,8 @@ class SpeechRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    model: str | None = Field(None, description="chatterbox, chatterbox-multilingual, chatterbox-turbo, or an "
-                                                "OpenAI name (tts-1, tts-1-hd, gpt-4o-mini-tts) for the default")
+    model: str | None = Field(None, description=f"{', '.join(MODELS)}, or an OpenAI name (tts-1, tts-1-hd, "
+                                                "gpt-4o-mini-tts) for the default")
     input: str = Field(validation_alias=AliasChoices("input", "text"), description="the text to say")
     voice: str | VoiceRef = Field("alloy", description="a library voice id, {\"id\": ...}, an OpenAI voice name "
                                                        "or a language code")
@@ -39,3 +41,9 @@ class SpeechRequest(BaseModel):
     seed: int | None = None
     language: str | None = None
     preset: str | None = Field(None, description="a preset name (neutral, expressive, narration, calm, ...)")
+    candidates: int | None = Field(None, description="1 to 8: make this many takes of each chunk and keep the one "
+                                                     "whose transcript scores best (needs a speech recognizer); the "
+                                                     "worst chunk's score comes back in X-Character-Error-Rate")
+    trim: bool | None = Field(None, description="cut leading and trailing non-speech (Silero VAD); off by default")
+    loudness: float | None = Field(None, description="even the loudness to this many LUFS (EBU R128, e.g. -23 or "
+                                                     "-16); peaks never clip")

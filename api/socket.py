@@ -16,7 +16,7 @@ from . import streaming
 from .auth import key_matches, socket_key
 from .errors import ApiError, body, from_engine
 from .schemas import SpeechRequest
-from .speech import synthesis_request
+from .speech import check_streamable_take, synthesis_request
 
 
 def _error(error: ApiError) -> dict:
@@ -55,7 +55,9 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
     def submit(message: str) -> tuple[Job, str]:
         request = SpeechRequest.model_validate_json(message)
         streaming.check_streamable(request.response_format)
-        return engine.submit(synthesis_request(request, settings, composer)), request.response_format
+        synthesis = synthesis_request(request, settings, composer)
+        check_streamable_take(synthesis)
+        return engine.submit(synthesis), request.response_format
 
     @router.websocket("/ws/tts")
     async def tts_socket(websocket: WebSocket) -> None:

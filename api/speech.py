@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 
-from engine import MODELS, Ask, Engine, NotFound, RequestComposer, SynthesisRequest
+from engine import MODELS, Ask, Engine, InvalidRequest, NotFound, RequestComposer, SynthesisRequest, audio
 from engine.compose import PARAMETERS
+from engine.quality import PickedTake, checker_for, make_take, needs_whole_clip, recognizer_for
 from settings import Settings
 
 from . import streaming
@@ -66,6 +67,23 @@ def synthesis_request(body: SpeechRequest, settings: Settings, composer: Request
     return composer.compose(ask(body, settings, clip))
 
 
+def check_streamable_take(request: SynthesisRequest) -> None:
+    """Refuse candidates, trim and loudness where the audio is streamed or timed (captions): they need the whole
+    take first."""
+    if needs_whole_clip(request):
+        raise InvalidRequest("candidates, trim and loudness need the whole take before any of it is sent, and change "
+                             "its timing: only POST /v1/audio/speech without stream_format takes them.",
+                             "stream_format")
+
+
+def take_headers(take: PickedTake) -> dict[str, str]:
+    """The seed of each chunk's chosen take and, when takes were heard, the worst chunk's character error rate."""
+    headers = {"X-Seed": str(take.seeds[0]), "X-Chunk-Seeds": ",".join(map(str, take.seeds))}
+    if take.worst is not None:
+        headers["X-Character-Error-Rate"] = f"{take.worst.cer:.4f}"
+    return headers
+
+
 def build_router(engine: Engine, settings: Settings) -> APIRouter:
     router = APIRouter(route_class=ApiRoute, dependencies=key_dependencies(settings), tags=["speech"])
     composer = settings.composer(engine.config, engine.library)
@@ -75,14 +93,26 @@ def build_router(engine: Engine, settings: Settings) -> APIRouter:
         """OpenAI's text to speech, with Chatterbox's parameters; whole, chunked (`audio`) or as events (`sse`)."""
         if body.stream_format == "sse":
             streaming.check_streamable(body.response_format)
-        job = engine.submit(synthesis_request(body, settings, composer))
-        return streaming.respond(job, body.response_format, body.stream_format)
+        request = synthesis_request(body, settings, composer)
+        if body.stream_format is not None:
+            check_streamable_take(request)
+        elif needs_whole_clip(request):
+            return finished(request, body.response_format)
+        return streaming.respond(engine.submit(request), body.response_format, body.stream_format)
+
+    def finished(request: SynthesisRequest, fmt: str) -> Response:
+        """The whole take, its candidates heard and its edges and loudness finished as the request asks."""
+        recognizer = recognizer_for(engine.config.asr_model, engine.config.device)
+        take = make_take(engine, request, checker_for(request, recognizer))
+        return Response(audio.encode(take.clip.samples, take.clip.sample_rate, fmt),
+                        media_type=audio.FORMATS[fmt][0], headers=take_headers(take))
 
     @router.post("/api/generate_tts_stream", responses=AUDIO_RESPONSES, response_class=Response)
     def generate_tts_stream(body: SpeechRequest) -> Response:
         """The same body as /v1/audio/speech (`text` may stand for `input`); audio always streamed in chunks."""
-        job = engine.submit(synthesis_request(body, settings, composer))
-        return streaming.respond(job, body.response_format, "audio")
+        request = synthesis_request(body, settings, composer)
+        check_streamable_take(request)
+        return streaming.respond(engine.submit(request), body.response_format, "audio")
 
     @router.post("/v2/audio/speech_with_prompt", responses=AUDIO_RESPONSES, response_class=Response)
     def speech_with_prompt(

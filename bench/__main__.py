@@ -8,7 +8,10 @@ and cached on first use), so the compute per token is that of the real model. Ra
 generates exactly the asked number of speech tokens. Each side runs in its own process, so peak memory is its own.
 With --chunks N the text is N sentences: upstream's `generate` takes them one by one, as a script looping over
 sentences would, and the studio takes them as one request of N chunks (the silence it puts between chunks is not
-counted as audio). --model times chatterbox-multilingual (in English, both sides) or chatterbox-turbo instead.
+counted as audio). --model times another variant against upstream's own class for it, built from the checkpoint's
+parts as upstream builds it (multilingual models speak English on both sides). Multilingual V3 and Nano come from
+upstream's main branch, not 0.1.7: the upstream side is 0.1.7's class set up as main sets it up (V3: no alignment
+analyzer, repetition penalty 1.2, the last token's audio not counted; Nano: Turbo's class with GPT-2 small).
 """
 
 from __future__ import annotations
@@ -29,10 +32,6 @@ SEED = 42
 TOKENS_PER_SECOND = 25
 
 
-# T3 layers as released, by backbone (upstream's Llama_520M and GPT2_medium); Turbo's GPT-2 keeps its own MLP width
-RELEASED_T3_LAYERS = {"llama": 30, "gpt2": 24}
-
-
 def variant(model: str):
     """The variant `model` as the studio knows it."""
     from engine.models import VARIANTS
@@ -40,13 +39,25 @@ def variant(model: str):
     return VARIANTS[model]
 
 
+def released_backbone(model: str) -> dict:
+    """The variant's T3 backbone config as released (upstream's, or main's GPT-2 small for Nano)."""
+    from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
+
+    from engine.models.upstream import register_gpt2_small
+
+    register_gpt2_small()
+    return LLAMA_CONFIGS[variant(model).backbone_config]
+
+
 def full_size_checkpoint(model: str) -> Path:
+    """The released architecture with random weights: T3 at its released depth (a GPT-2 keeps its own MLP width)."""
     sys.path.insert(0, str(ROOT))
     from tools import random_checkpoint
 
-    layers = RELEASED_T3_LAYERS[variant(model).backbone]
-    return random_checkpoint.cached(f"full-size-random-{model}", variant=model, t3_layers=layers, t3_mlp=4096,
-                                    voice_seconds=10.0)
+    backbone = released_backbone(model)
+    layers = backbone.get("n_layer") or backbone["num_hidden_layers"]
+    return random_checkpoint.cached(f"full-size-random-{model}", variant=model, t3_layers=layers,
+                                    t3_mlp=backbone.get("intermediate_size", 4096), voice_seconds=10.0)
 
 
 def peak_memory_mb(device: str) -> float:
@@ -99,34 +110,39 @@ def speech_only(s3gen) -> None:
 
 
 def upstream_model(model: str, checkpoint: Path, device: str):
-    import importlib
+    """Upstream's own class for the variant, built from the checkpoint's parts as upstream's `from_local` builds it
+    (main's for V3 and Nano, which 0.1.7's `from_local` cannot load), with none of the studio's acceleration."""
+    from engine.models import LOADERS
+    from engine.models.upstream import register_gpt2_small
 
-    from engine.models.upstream import offline_cangjie_converter
-
-    module, name = variant(model).upstream_class.split(":")
-    offline_cangjie_converter()  # upstream's multilingual loader needs the network for Chinese support otherwise
-    return getattr(importlib.import_module(module), name).from_local(checkpoint, device)
+    spec = variant(model)
+    register_gpt2_small()
+    return LOADERS[spec.architecture].build(spec, checkpoint, device)
 
 
 def run_upstream(model_name: str, checkpoint: Path, device: str, tokens: int, runs: int, chunks: int) -> dict:
     import torch
 
+    from engine.models import SAMPLES_PER_TOKEN
+
     spec = variant(model_name)
     model = upstream_model(model_name, checkpoint, device)
     language = {"language_id": "en"} if spec.takes_language_id else {}
+    arguments = {**language, **dict(spec.defaults)}  # V3's repetition penalty is main's default, not 0.1.7's
+    cut = SAMPLES_PER_TOKEN if spec.trims_last_token else 0  # main cuts the last token's audio (not timed: a slice)
     timings = {"t3": 0.0, "s3gen": 0.0}
     speech_only(model.s3gen)
     timed(model.t3, capped_t3(model.t3, tokens, spec.architecture == "turbo"), timings, "t3")
     timed(model.s3gen, "inference", timings, "s3gen")
     torch.manual_seed(SEED)
-    model.generate(TEXT, **language)  # warm-up
+    model.generate(TEXT, **arguments)  # warm-up
     timings.update(t3=0.0, s3gen=0.0)
     started = time.perf_counter()
     seconds = 0.0
     for _ in range(runs):
         for sentence in range(chunks):
             torch.manual_seed(SEED + sentence)
-            seconds += model.generate(TEXT, **language).shape[-1] / model.sr
+            seconds += (model.generate(TEXT, **arguments).shape[-1] - cut) / model.sr
     wall = time.perf_counter() - started
     return {"wall": wall, "audio": seconds, "t3": timings["t3"], "s3gen": timings["s3gen"],
             "tokens": tokens * runs * chunks, "first_audio": wall / runs / chunks, "peak_mb": peak_memory_mb(device)}

@@ -1,4 +1,6 @@
-"""Generating a dataset: each phrase spoken, checked, written to disk, then listed in metadata.csv."""
+"""Generating a dataset: each phrase spoken, trimmed to its speech, evened in loudness, checked (and, with a speech
+recognizer, heard: a take whose transcript is too far from its text is made again), written to disk, then listed in
+metadata.csv."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import csv
 import json
 import os
 import queue
+import shutil
+import statistics
 import threading
 import time
 import weakref
@@ -21,10 +25,17 @@ import soundfile as sf
 
 from engine import Ask, Cancelled, EngineError, Job, RequestComposer, SynthesisRequest, audio
 from engine.placement import Placement
+from engine.quality import Score, SpeechChecker, normalize_loudness, trim_non_speech
 from engine.text import has_words
 
-RETRIES = 2
+RETAKES = 2  # takes after the first, each with a seed of its own, for a phrase whose take is refused
+# The default --max-cer, reasoned (README, "Checking takes"): one missing five-letter word and its space in a
+# 50-character phrase is 0.12, so a skipped word fails; Whisper base mishears about 5 % of the words of clean read
+# English, mostly by a letter or two, so a clean take stays under it.
+MAX_CER = 0.1
+LOUDNESS = -23.0  # LUFS, EBU R128's programme level
 SILENCE_THRESHOLD = 0.01
+FAILURE_COLUMNS = ["name", "text", "reason", "transcript", "cer"]
 PHRASES_PER_REQUEST = 17  # the engine takes the first alone, then the rest in groups of four
 
 
@@ -181,6 +192,13 @@ def trim_silence(samples: np.ndarray, rate: int, threshold: float = SILENCE_THRE
     return samples[max(0, loud[0] - margin): loud[-1] + margin + 1]
 
 
+def trim_to_speech(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Cut what comes before the first and after the last speech (Silero VAD, as Piper's trainer does); a clip the
+    detector hears no speech in is cut at its silences instead."""
+    trimmed = trim_non_speech(samples, rate)
+    return trimmed.samples if trimmed.found_speech else trim_silence(samples, rate)
+
+
 def check_clip(samples: np.ndarray, rate: int, text: str) -> str | None:
     """Why a clip is unusable (empty, silent, implausibly long or short for its text), or None."""
     seconds = len(samples) / rate
@@ -193,6 +211,42 @@ def check_clip(samples: np.ndarray, rate: int, text: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Take:
+    """One take of a phrase, finished as it would be stored; `refused` says why it may not be, `score` what the
+    recognizer heard (None without one)."""
+
+    clip: np.ndarray
+    seed: int
+    refused: str | None = None
+    score: Score | None = None
+
+    def better_than(self, other: "Take | None") -> bool:
+        """Whether to keep this take rather than `other`: one that passes the clip checks beats one that does not,
+        then the lower character error rate wins."""
+        if other is None:
+            return True
+        if (self.score is None) != (other.score is None):
+            return self.score is not None
+        return self.score is not None and self.score.cer < other.score.cer
+
+
+@dataclass
+class Verification:
+    """How takes are heard: the checker, the highest character error rate a take may have, and the retakes a phrase
+    gets (RETAKES also without a checker: they make again a take that failed or was refused)."""
+
+    checker: SpeechChecker | None = None
+    max_cer: float = MAX_CER
+    retakes: int = RETAKES
+    keep_failed: bool = False  # list a phrase that never passes with its best take anyway
+    language: str | None = None
+
+    def describe(self) -> dict:
+        return {"recognizer": self.checker.name if self.checker else None, "max_cer": self.max_cer,
+                "retakes": self.retakes, "keep_failed": self.keep_failed}
+
+
 @dataclass
 class DatasetRun:
     """One output folder: knows what is done, writes what is new, records what failed."""
@@ -201,11 +255,18 @@ class DatasetRun:
     voice_name: str
     sample_rate: int = 22050
     seed: int = 0
+    verification: Verification = field(default_factory=Verification)
+    loudness: float | None = LOUDNESS
 
     def __post_init__(self):
         self.out = Path(self.out)
         (self.out / "wavs").mkdir(parents=True, exist_ok=True)
         self._lock = Lock()
+
+    @property
+    def refused_dir(self) -> Path:
+        """Where the best take of each phrase that never passed is kept, to be listened to."""
+        return self.out / "refused"
 
     @property
     def metadata(self) -> Path:
@@ -225,60 +286,109 @@ class DatasetRun:
                 items[name] = text
         return items
 
-    def produce(self, speaker: Speaker, index: int, text: str) -> tuple[float, str | None]:
-        """Speak, check and store one phrase, retrying with the next seeds; (seconds, failure reason)."""
-        reason = None
-        for attempt in range(RETRIES + 1):
+    def seed_of(self, index: int, take: int) -> int:
+        """Phrase `index`'s seed: seed + index for its first take, then 100000 further on for each retake."""
+        return self.seed + index + take * 100_000
+
+    def produce(self, speaker: Speaker, index: int, text: str, first: Take | None = None) -> tuple[float, str | None]:
+        """Speak, check and store one phrase (after `first`, a take already made), making it again with the next
+        seeds while its takes are refused; (seconds stored, why it failed)."""
+        best, reason = first, first.refused if first else None
+        for take_number in range(1 if first else 0, self.verification.retakes + 1):
+            seed = self.seed_of(index, take_number)
             try:
-                samples = speaker.speak(text, self.seed + index + attempt * 100_000)
+                samples = speaker.speak(text, seed)
             except Cancelled:
                 raise
             except (EngineError, RuntimeError, OSError) as error:
                 reason = getattr(error, "message", str(error))
                 continue
-            seconds, reason = self.keep(index, text, samples)
-            if reason is None:
-                return seconds, None
+            take = self.judge(text, samples, seed)
+            if take.refused is None:
+                return self._store(self.name(index), text, take), None
+            reason = take.refused
+            if take.better_than(best):
+                best = take
+        return self._give_up(index, text, best, reason)
+
+    def judge(self, text: str, samples: np.ndarray, seed: int) -> Take:
+        """One take at the dataset's rate, trimmed to its speech and evened in loudness, checked and heard."""
+        clip = trim_to_speech(audio.resample(samples, audio.MODEL_SAMPLE_RATE, self.sample_rate), self.sample_rate)
+        if self.loudness is not None:
+            clip = normalize_loudness(clip, self.sample_rate, self.loudness)
+        if refused := check_clip(clip, self.sample_rate, text):
+            return Take(clip, seed, refused)
+        check = self.verification
+        if check.checker is None:
+            return Take(clip, seed)
+        score = check.checker.score(clip, self.sample_rate, text, check.language)
+        refused = None if score.passes(check.max_cer) else f"character error rate {score.cer:.2f} over {check.max_cer}"
+        return Take(clip, seed, refused, score)
+
+    def keep(self, index: int, text: str, samples: np.ndarray) -> Take:
+        """Judge one phrase's take and store it if it passes."""
+        take = self.judge(text, samples, self.seed_of(index, 0))
+        if take.refused is None:
+            self._store(self.name(index), text, take)
+        return take
+
+    def _give_up(self, index: int, text: str, best: Take | None, reason: str | None) -> tuple[float, str]:
+        """A phrase none of whose takes passed: in failures.csv with its best take's transcript and score, that take
+        in refused/ to be listened to (or, with keep_failed, listed after all); (seconds stored, reason)."""
+        reason = (best.refused if best else None) or reason or "no take was made"
+        self.record_failure(index, text, reason, best.score if best else None)
+        if best is None or best.score is None:  # never heard: no take passed the clip checks
+            return 0.0, reason
+        if self.verification.keep_failed:
+            return self._store(self.name(index), text, best), reason
+        self.refused_dir.mkdir(exist_ok=True)
+        self._write_wav(self.refused_dir / f"{self.name(index)}.wav", best.clip)
         return 0.0, reason
 
-    def keep(self, index: int, text: str, samples: np.ndarray) -> tuple[float, str | None]:
-        """Trim, check and store one phrase's audio; (seconds, why it was refused)."""
-        clip = trim_silence(audio.resample(samples, audio.MODEL_SAMPLE_RATE, self.sample_rate), self.sample_rate)
-        reason = check_clip(clip, self.sample_rate, text)
-        if reason is None:
-            self._store(self.name(index), text, clip)
-        return len(clip) / self.sample_rate, reason
-
-    def _store(self, name: str, text: str, clip: np.ndarray) -> None:
-        wav = self.out / "wavs" / f"{name}.wav"
-        partial = wav.with_suffix(".partial")
+    def _write_wav(self, path: Path, clip: np.ndarray) -> None:
+        partial = path.with_suffix(".partial")
         sf.write(partial, clip, self.sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(partial, wav)
-        with self._lock, open(self.metadata, "a", encoding="utf-8", newline="\n") as handle:
-            handle.write(f"{name}|{text}\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        os.replace(partial, path)
 
-    def record_failure(self, index: int, text: str, reason: str) -> None:
-        new = not (self.out / "failures.csv").exists()
-        with self._lock, open(self.out / "failures.csv", "a", encoding="utf-8", newline="") as handle:
+    def _store(self, name: str, text: str, take: Take) -> float:
+        """Write the take's wav, its score, then its metadata line (so a listed item always has its wav); its
+        seconds."""
+        self._write_wav(self.out / "wavs" / f"{name}.wav", take.clip)
+        with self._lock:
+            if take.score is not None:
+                self._append_row(self.out / "scores.csv", ["name", "cer", "transcript", "seed"],
+                                 [name, take.score.cer, take.score.transcript, take.seed])
+            with open(self.metadata, "a", encoding="utf-8", newline="\n") as handle:
+                handle.write(f"{name}|{text}\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        return len(take.clip) / self.sample_rate
+
+    @staticmethod
+    def _append_row(path: Path, header: list[str], row: list) -> None:
+        new = not path.exists()
+        with open(path, "a", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle)
             if new:
-                writer.writerow(["name", "text", "reason"])
-            writer.writerow([self.name(index), text, reason])
+                writer.writerow(header)
+            writer.writerow(row)
+
+    def record_failure(self, index: int, text: str, reason: str, score: Score | None = None) -> None:
+        with self._lock:
+            self._append_row(self.out / "failures.csv", FAILURE_COLUMNS,
+                             [self.name(index), text, reason, score.transcript if score else "",
+                              score.cer if score else ""])
 
     def pending(self, phrases: list[str]) -> list[tuple[int, str]]:
         """(index, text) of the phrases not yet in the folder; forgets the failures of earlier runs."""
         done = self.done()
         (self.out / "failures.csv").unlink(missing_ok=True)
+        shutil.rmtree(self.refused_dir, ignore_errors=True)
         return [(i, p) for i, p in enumerate(phrases) if self.name(i) not in done]
 
-    def attempt(self, speaker: Speaker, index: int, text: str) -> float:
-        """Produce one phrase, recording it in failures.csv if it cannot be made; its seconds of audio."""
-        seconds, reason = self.produce(speaker, index, text)
-        if reason:
-            self.record_failure(index, text, reason)
-        return seconds
+    def attempt(self, speaker: Speaker, index: int, text: str, first: Take | None = None) -> float:
+        """Produce one phrase (failures.csv records it if it cannot be made); its seconds of audio stored."""
+        return self.produce(speaker, index, text, first)[0]
 
     def made(self, speaker: Speaker, todo: list[tuple[int, str]], workers: int = 1) -> Iterator[float]:
         """Make the phrases of `todo`, yielding each one's seconds of audio (0 when it failed) as it is done: those
@@ -303,21 +413,20 @@ class DatasetRun:
     def _made_together(self, speaker: EngineSpeaker, group: list[tuple[int, str]]) -> Iterator[float]:
         """Consecutive phrases in one request, each stored the moment it is made; one that fails its check, or that
         the request did not reach, is then made alone."""
-        stored = set()
+        first_takes: dict[int, Take] = {}
         try:
             spoken = speaker.speak_together([text for _, text in group], self.seed + group[0][0])
             for (index, text), samples in zip(group, spoken):
-                seconds, reason = self.keep(index, text, samples)
-                if reason is None:
-                    stored.add(index)
-                    yield seconds
+                take = first_takes[index] = self.keep(index, text, samples)
+                if take.refused is None:
+                    yield len(take.clip) / self.sample_rate
         except Cancelled:
             raise
         except (EngineError, RuntimeError, OSError):
             pass
         for index, text in group:
-            if index not in stored:
-                yield self.attempt(speaker, index, text)
+            if index not in first_takes or first_takes[index].refused is not None:
+                yield self.attempt(speaker, index, text, first_takes.get(index))
 
     def run(self, speaker: Speaker, phrases: list[str], workers: int = 1, progress=None) -> dict:
         """Produce every phrase not yet done, with `workers` requests at a time; returns the summary also written
@@ -336,7 +445,15 @@ class DatasetRun:
         total = sum(sf.info(str(self.out / "wavs" / f"{name}.wav")).duration for name in done)
         return {"items": len(done), "new_items": len(done) - skipped_done, "skipped_done": skipped_done,
                 "failures": len(self.failures()), "new_audio_seconds": round(new_seconds, 2),
-                "total_audio_seconds": round(total, 2)}
+                "total_audio_seconds": round(total, 2), "scores": score_distribution(list(self.scores().values()))}
+
+    def scores(self) -> dict[str, dict]:
+        """The recognizer's verdict on each listed item (name -> cer, transcript, seed): its latest row."""
+        path, done = self.out / "scores.csv", self.done()
+        if not path.exists():
+            return {}
+        with open(path, encoding="utf-8", newline="") as handle:
+            return {row["name"]: row for row in csv.DictReader(handle) if row["name"] in done}
 
     def failures(self) -> list[dict]:
         path = self.out / "failures.csv"
@@ -346,6 +463,22 @@ class DatasetRun:
             return list(csv.DictReader(handle))
 
     def describe(self, summary: dict, **details) -> None:
-        info = {"sample_rate": self.sample_rate, "seed": self.seed, "voice": self.voice_name, **details, **summary}
+        info = {"sample_rate": self.sample_rate, "seed": self.seed, "voice": self.voice_name,
+                "loudness_lufs": self.loudness, "trimmed_by": "silero-vad", **self.verification.describe(),
+                **details, **summary}
         (self.out / "dataset.json").write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
 
+
+
+SCORE_BINS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+def score_distribution(rows: list[dict]) -> dict | None:
+    """How the listed items' character error rates spread: count, mean, median, 90th percentile, worst, and how
+    many fall at or under each of SCORE_BINS (None when nothing was heard)."""
+    rates = sorted(float(row["cer"]) for row in rows)
+    if not rates:
+        return None
+    return {"count": len(rates), "mean": round(statistics.fmean(rates), 4), "median": round(statistics.median(rates), 4),
+            "p90": rates[min(len(rates) - 1, int(0.9 * len(rates)))], "max": rates[-1],
+            "at_most": {f"{edge:g}": sum(rate <= edge for rate in rates) for edge in SCORE_BINS}}

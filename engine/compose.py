@@ -3,8 +3,8 @@
 This is the only place that does it. The desk, the Gradio API, the HTTP API, the CLI and the dataset runner each
 fill in an `Ask` and call `RequestComposer.compose`, so the same words give the same request everywhere:
 - the text, within the input limit;
-- the voice: a reference clip, a library voice id, an OpenAI voice name (the built-in voice, or the library voice
-  it is aliased to), or a language code (the built-in voice speaking that language);
+- the voice: a reference clip, a library voice id, `built-in`, an OpenAI voice name (the built-in voice, or the
+  library voice it is aliased to), or a language code (the built-in voice speaking that language);
 - the parameters, layered: the library voice's saved defaults, then the preset, then the values given;
 - the model: the one asked for, else the studio's default, else, when the default does not speak the language,
   the first variant that does.
@@ -27,8 +27,20 @@ from .voices import VoiceLibrary
 # The names OpenAI's clients send as `voice`; each is the built-in voice unless aliased to a library voice.
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse",
                  "marin", "cedar")
-# What a voice's saved defaults, a preset and a request's own values may set.
-PARAMETERS = (*PARAMETER_RANGES, "seed")
+# The built-in voice's own name, for clients that list voices by name (library ids always end in an audio suffix).
+BUILTIN_VOICE = "built-in"
+# What a voice's saved defaults, a preset and a request's own values may set: the sampling, and what is done to
+# the take after it (engine/quality/takes.py).
+FINISHING = ("candidates", "trim", "loudness")
+PARAMETERS = (*PARAMETER_RANGES, "seed", *FINISHING)
+
+
+def language_code(tag: str) -> str | None:
+    """A language code as the studio spells it: lower case, and a regional tag (`en-US`, `zh_CN`) as its language
+    (`en`, `zh`) where the studio has no code for the region; None for blank text."""
+    code = tag.strip().lower()
+    primary = code.replace("_", "-").split("-")[0]
+    return primary if code not in LANGUAGES and primary in LANGUAGES else code or None
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,7 @@ class Ask:
     """What a user asked for, in any front door's words; None leaves a choice to the studio."""
 
     text: str
-    voice: str | None = None  # a library voice id, an OpenAI voice name or its alias, or a language code
+    voice: str | None = None  # a library voice id, built-in, an OpenAI voice name or its alias, or a language code
     clip: bytes | None = None  # a reference clip sent with the request; it speaks instead of `voice`
     model: str | None = None
     language: str | None = None
@@ -92,7 +104,7 @@ class RequestComposer:
         if ask.clip is not None:
             return ResolvedVoice(Voice(clip=ask.clip), {}, None)
         wanted = (ask.voice or "").strip()
-        if not wanted:
+        if not wanted or wanted.lower() == BUILTIN_VOICE:
             return ResolvedVoice(Voice.builtin(), {}, None)
         voice_id = self.aliases.get(wanted.lower(), wanted)
         if voice_id == wanted and wanted.lower() in OPENAI_VOICES:
@@ -111,7 +123,7 @@ class RequestComposer:
         """The language asked for, else the voice's own, unless a model asked for does not speak it (a library
         voice's language is a default, like its saved settings)."""
         if ask.language:
-            return ask.language.strip().lower() or None
+            return language_code(ask.language)
         if resolved.language and (ask.model not in VARIANTS or VARIANTS[ask.model].speaks(resolved.language)):
             return resolved.language.lower()
         return None

@@ -20,7 +20,9 @@ class EngineConfig:
     idle_unload_seconds: float = 0.0  # 0: keep the model loaded
     precision: str = "fast"  # or "exact": see engine/decoding/acceleration.py
     flow_steps: int | None = None  # None: the precision's own
+    reference_seconds: float | None = None  # of the reference prompt S3Gen's flow hears; None: the precision's own
     batch_requests: int | None = None  # the most requests sampled together; None: the precision's and device's own
+    asr_model: str = "base"  # the speech recognizer that checks takes: a folder, a name to download, or "off"
 
     @property
     def voices_dir(self) -> Path:

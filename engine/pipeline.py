@@ -25,10 +25,11 @@ log = logging.getLogger(__name__)
 
 def chunk_texts(request: SynthesisRequest, chunk_chars: int) -> list[text_prep.TextChunk]:
     """The request's text as the chunks the model speaks one by one, cut by the sentence rules of its language:
-    whole phrases, a sentence each (for captions), or sentences packed up to `chunk_chars`."""
+    whole phrases, a sentence each (for captions), or sentences packed up to the request's own chunk length, else
+    `chunk_chars`."""
     chunk_text = (text_prep.phrases if request.separate_phrases else
                   text_prep.sentence_chunks if request.captions else text_prep.split)
-    return chunk_text(request.text, chunk_chars, request.language)
+    return chunk_text(request.text, request.max_chars_per_chunk or chunk_chars, request.language)
 
 
 class Synthesizer:
@@ -41,7 +42,8 @@ class Synthesizer:
         self.model: LoadedModel | None = None
         self.cache = ConditionalsCache(config.voice_cache_size)
         self.device = resolve_device(config.device)
-        self.acceleration = plan(config.precision, self.device, config.flow_steps, config.batch_requests)
+        self.acceleration = plan(config.precision, self.device, config.flow_steps, config.batch_requests,
+                                 config.reference_seconds)
 
     def spec_for(self, request: SynthesisRequest) -> VariantSpec:
         """The variant that serves `request`: its own model, else the studio's default."""

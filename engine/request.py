@@ -13,6 +13,8 @@ from .text import check_speakable, normalize
 from .models.variants import LANGUAGES, MODELS
 
 MAX_SEED = 2**32 - 1
+MAX_CANDIDATES = 8
+LOUDNESS_RANGE = (-70.0, -5.0)  # LUFS a request may ask for
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,14 @@ class SynthesisRequest:
     speed: float = PARAMETER_RANGES["speed"][2]
     seed: int | None = None
     max_tokens_per_chunk: int | None = None
+    max_chars_per_chunk: int | None = None  # None: the engine's chunk length (EngineConfig.chunk_chars)
     separate_phrases: bool = False  # each paragraph a phrase of its own: one chunk, no pause after it
     captions: bool = False  # each sentence a chunk of its own, so each has audio of its own to time a caption by
+    # what is done after synthesis (engine/quality/takes.py): the best of `candidates` takes of each chunk, by
+    # their transcripts; leading and trailing non-speech trimmed; loudness evened to this many LUFS
+    candidates: int = 1
+    trim: bool = False
+    loudness: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.text, str):
@@ -96,8 +104,23 @@ class SynthesisRequest:
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
                                       or not 0 <= self.seed <= MAX_SEED):
             raise InvalidRequest(f"seed must be a whole number from 0 to {MAX_SEED}.", "seed")
+        self._check_finishing()
         if self.max_tokens_per_chunk is not None and not 1 <= self.max_tokens_per_chunk <= 1000:
             raise InvalidRequest("max_tokens_per_chunk must be between 1 and 1000.", "max_tokens_per_chunk")
+        if self.max_chars_per_chunk is not None and not 1 <= self.max_chars_per_chunk <= 1000:
+            raise InvalidRequest("max_chars_per_chunk must be between 1 and 1000.", "max_chars_per_chunk")
+
+    def _check_finishing(self) -> None:
+        if isinstance(self.candidates, bool) or not isinstance(self.candidates, int) \
+                or not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise InvalidRequest(f"candidates must be a whole number from 1 to {MAX_CANDIDATES}.", "candidates")
+        if not isinstance(self.trim, bool):
+            raise InvalidRequest("trim must be true or false.", "trim")
+        low, high = LOUDNESS_RANGE
+        if self.loudness is not None and (isinstance(self.loudness, bool) or not isinstance(self.loudness, (int, float))
+                                          or not low <= self.loudness <= high):
+            raise InvalidRequest(f"loudness must be a number of LUFS from {low:g} to {high:g} (-23 is EBU R128's "
+                                 f"broadcast level, -16 a podcast's).", "loudness")
 
     def with_seed(self, seed: int) -> "SynthesisRequest":
         return replace(self, seed=seed)

@@ -93,7 +93,8 @@ def test_api_key_guards_every_api_route_but_health(library):
     with pytest.raises(openai.AuthenticationError) as error:
         speak(client)
     assert error.value.body["code"] == "invalid_api_key"
-    for path in ("/v1/models", "/v1/audio/voices", "/api/speakers"):
+    for path in ("/v1/models", "/v1/audio/voices", "/api/speakers", "/get_predefined_voices", "/get_reference_files",
+                 "/api/ui/initial-data"):
         response = http.get(path)
         assert response.status_code == 401 and set(response.json()["error"]) == {"message", "type", "param", "code"}
     assert http.get("/v1/models", headers={"Authorization": "Bearer secret"}).status_code == 200
@@ -147,3 +148,17 @@ def test_library_voices_aliases_and_presets_layer_in_order(library):
     with pytest.raises(NotFound):
         translate(library, input="Hi.", preset="../calm")
 
+
+
+def test_candidates_trim_and_loudness_reach_the_request_and_candidates_need_a_recognizer(library):
+    asked = translate(library, input="Hi.", candidates=3, trim=True, loudness=-16)
+    assert (asked.candidates, asked.trim, asked.loudness) == (3, True, -16.0)
+    engine = FakeEngine(library, SynthesisFailed("x"))
+    engine.config = EngineConfig(asr_model="off")
+    http = TestClient(FastAPI(**api.app_kwargs(engine, Settings())))
+    refused = http.post("/v1/audio/speech", json={"input": "Hi.", "candidates": 2})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "candidates"
+    assert "--asr-model" in refused.json()["error"]["message"]
+    streamed = http.post("/v1/audio/speech", json={"input": "Hi.", "trim": True, "stream_format": "audio"})
+    assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "stream_format"
+    assert http.post("/v1/audio/speech", json={"input": "Hi.", "loudness": 0}).json()["error"]["param"] == "loudness"

@@ -18,6 +18,7 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
+from conftest import idle_health
 from engine import audio
 
 RATE = 24000
@@ -120,13 +121,6 @@ def test_sse_deltas_come_before_the_job_finishes(studio):
     assert done_at - deltas[0][0] > 1.0  # the first audio came a whole sentence's synthesis before the end
     samples = np.frombuffer(b"".join(base64.b64decode(e["audio"]) for _, e in deltas), "<i2")
     assert len(samples) / RATE > 2 * SHORTEST
-
-
-def idle_health(studio: str) -> dict:
-    """/health once the engine has nothing running."""
-    while (health := requests.get(f"{studio}/health", timeout=10).json())["busy"]:
-        time.sleep(0.2)
-    return health
 
 
 def test_client_disconnect_cancels_the_rest(studio):

@@ -216,7 +216,7 @@ class InstantEngine:
 
     def __init__(self, library: VoiceLibrary):
         self.library = library
-        self.config = EngineConfig()
+        self.config = EngineConfig(asr_model="off")  # candidates are refused, never a download
 
     def submit(self, request: SynthesisRequest):
         return InstantJob(request)

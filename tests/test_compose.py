@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 import api
 import app
 import cli
-from engine import Ask, AudioChunk, EngineConfig, InvalidAudio, InvalidRequest, SynthesisRequest, VoiceLibrary, audio
+from engine import (Ask, AudioChunk, EngineConfig, InvalidAudio, InvalidRequest, SynthesisRequest, Voice, VoiceLibrary,
+                    audio)
 from settings import Settings
 from tools.random_checkpoint import synthetic_voice
 from ui import handlers
@@ -162,3 +163,12 @@ def test_a_voice_is_saved_only_if_the_studios_default_model_can_clone_from_it(tm
     with pytest.raises(InvalidAudio, match="silent"):
         composer(library).check_clip(silent)
     assert library.list() == []
+
+
+def test_the_built_in_voice_by_name_and_regional_language_tags(recording):
+    compose = composer(recording.library).compose
+    assert compose(Ask("Hi.", voice="built-in")).voice == compose(Ask("Hi.")).voice == Voice.builtin()
+    assert [compose(Ask("Hola.", language=tag)).language for tag in ("es-MX", "ES_es", "es")] == ["es"] * 3
+    assert compose(Ask("你好。", language="zh-cn")).language == "zh"
+    with pytest.raises(InvalidRequest, match="Unsupported language 'xx-yy'"):
+        compose(Ask("Hi.", language="xx-yy"))

@@ -13,9 +13,12 @@ import soundfile
 
 from conftest import ROOT, studio_env
 from dataset import DatasetRun, EngineSpeaker, HttpSpeaker, read_phrases
-from dataset.runner import check_clip
+from dataset.runner import Take, Verification, check_clip
 from engine import Ask, InvalidRequest
+from engine.quality import SpeechChecker
 from settings import Settings
+from test_quality import SeededTranscriber
+from tools.random_checkpoint import synthetic_voice
 
 
 def speaker_of(engine, clip: bytes) -> EngineSpeaker:
@@ -110,7 +113,7 @@ def test_a_shared_phrase_that_fails_its_check_is_made_again_alone(engine, refere
     def refuse_once_double(self, index, text, samples):
         if refused.get(text):
             refused[text] -= 1
-            return 0.0, "refused once (a test double)"
+            return Take(samples, 0, "refused once (a test double)")
         return keep(self, index, text, samples)
 
     monkeypatch.setattr(DatasetRun, "keep", refuse_once_double)
@@ -165,3 +168,81 @@ def test_server_mode_drives_the_running_studio_into_the_same_layout(studio, refe
     assert lines == [f"Dataset_Voice_{i + 1:05d}|{p}" for i, p in enumerate(PHRASES[:2])]
     for i in range(2):
         assert wav_info(tmp_path / "remote" / "wavs" / f"Dataset_Voice_{i + 1:05d}.wav") == (22050, 1, "PCM_16")
+
+
+class SeededVoice:
+    """Test double: speaks a voice-like signal for any text and seed, and remembers the latest (seed, text) for the
+    transcriber double."""
+
+    def __init__(self):
+        self.spoken = []
+
+    @property
+    def latest(self):
+        return self.spoken[-1]
+
+    def speak(self, text, seed):
+        self.spoken.append((seed, text))
+        return synthetic_voice(1.0 + len(text) / 30, seed=seed % 1000)
+
+
+def verified_run(out, voice, keep_failed=False) -> DatasetRun:
+    """A run that hears "Hello there." well at once, "Second phrase." at its first retake, "Never right." never."""
+    good = {("Hello there.", 0), ("Second phrase.", 100_001)}
+    checker = SpeechChecker(SeededTranscriber(lambda samples: voice.latest,
+                                              lambda seed, text: (text, seed) in good))
+    return DatasetRun(out, "v", 22050, verification=Verification(checker, max_cer=0.1, retakes=2,
+                                                                 keep_failed=keep_failed))
+
+
+def test_verified_dataset_remakes_misheard_phrases_keeps_the_best_and_records_the_rest(tmp_path):
+    voice = SeededVoice()
+    run = verified_run(tmp_path / "set", voice)
+    summary = run.run(voice, ["Hello there.", "Second phrase.", "Never right."])
+    run.describe(summary)
+    assert voice.spoken == [(0, "Hello there."), (1, "Second phrase."), (100_001, "Second phrase."),
+                            (2, "Never right."), (100_002, "Never right."), (200_002, "Never right.")]
+    assert (tmp_path / "set" / "metadata.csv").read_text().splitlines() == ["v_00001|Hello there.",
+                                                                            "v_00002|Second phrase."]
+    [failure] = run.failures()
+    assert failure["name"] == "v_00003" and failure["transcript"] == "Never  mumble mumble"
+    assert float(failure["cer"]) > 0.1 and "character error rate" in failure["reason"]
+    assert (tmp_path / "set" / "refused" / "v_00003.wav").exists()
+    assert not (tmp_path / "set" / "wavs" / "v_00003.wav").exists()
+    described = json.loads((tmp_path / "set" / "dataset.json").read_text())
+    assert described["recognizer"] == "seeded-double" and described["max_cer"] == 0.1
+    assert described["scores"]["count"] == 2 and described["scores"]["max"] == 0.0
+    assert described["loudness_lufs"] == -23.0 and described["failures"] == 1
+
+    from ui.dataset_tab import score_rows  # what the Dataset tab shows
+
+    assert [row[:3] for row in score_rows(run)] == [["v_00001", "yes", 0.0], ["v_00002", "yes", 0.0],
+                                                    ["v_00003", "no", float(failure["cer"])]]
+
+
+def test_keep_failed_lists_a_phrase_that_never_passes_with_its_best_take(tmp_path):
+    voice = SeededVoice()
+    run = verified_run(tmp_path / "set", voice, keep_failed=True)
+    summary = run.run(voice, ["Never right."])
+    assert summary["items"] == 1 and summary["failures"] == 1
+    assert (tmp_path / "set" / "metadata.csv").read_text() == "v_00001|Never right.\n"
+
+
+def test_cli_verify_hears_every_clip_with_the_real_recognizer(tiny_checkpoint, tiny_whisper, reference_clip, tmp_path):
+    (tmp_path / "voice.mp3").write_bytes(reference_clip)
+    (tmp_path / "phrases.txt").write_text("One phrase.\n", encoding="utf-8")
+    done = subprocess.run(dataset_command(tiny_checkpoint, "--verify", "--asr-model", str(tiny_whisper),
+                                          "--retakes", "0", "--keep-failed"),
+                          cwd=tmp_path, env=studio_env(), capture_output=True, text=True, timeout=600)
+    described = json.loads((tmp_path / "set" / "dataset.json").read_text())
+    assert described["recognizer"] == tiny_whisper.name and described["retakes"] == 0
+    assert described["items"] == 1 and described["scores"]["count"] == 1  # random weights: heard, kept anyway
+    assert done.returncode == (1 if described["failures"] else 0), done.stderr
+
+
+def test_cli_verify_without_a_recognizer_says_how_to_get_one(tiny_checkpoint, reference_clip, tmp_path):
+    (tmp_path / "voice.mp3").write_bytes(reference_clip)
+    (tmp_path / "phrases.txt").write_text("One phrase.\n", encoding="utf-8")
+    refused = subprocess.run(dataset_command(tiny_checkpoint, "--verify", "--asr-model", "off"), cwd=tmp_path,
+                             env=studio_env(), capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "--asr-model DIR" in refused.stderr

@@ -8,8 +8,8 @@ from hypothesis import assume, given, settings, strategies as st
 from bench.segmentation import ENGLISH_CASES, LANGUAGE_CASES, Case
 from engine import LANGUAGES, InvalidRequest, SynthesisRequest
 from engine.pipeline import chunk_texts
-from engine.text import (CLAUSE_PAUSE, PARAGRAPH_PAUSE, SENTENCE_PAUSE, TextChunk, has_words, normalize, phrases,
-                         split)
+from engine.text import (CLAUSE_PAUSE, PARAGRAPH_PAUSE, SENTENCE_PAUSE, TextChunk, finished_sentences, has_words,
+                         normalize, phrases, split)
 
 # Cases the segmenter still gets wrong (bench/segmentation.py measures them): the texts still come back whole.
 KNOWN_MISSES = {
@@ -208,3 +208,18 @@ WORDS = st.from_regex(r"[A-Za-zà-öø-ÿ]{1,12}[.,;!?]?", fullmatch=True)
 def test_chunks_of_words_fit_the_limit(words, max_chars):
     text = " ".join(words)
     assert all(len(chunk.text) <= max_chars for chunk in split(text, max_chars))
+
+
+@pytest.mark.parametrize("arriving, finished, rest", [
+    ("The first sen", [], "The first sen"),
+    ("The first sentence. The sec", ["The first sentence."], "The sec"),
+    ("One. Two.  Thr", ["One.", "Two."], "Thr"),
+    ("Dr. Smith came. He ", ["Dr. Smith came."], "He "),  # no cut after an abbreviation; a space kept for what follows
+    ("A whole sentence.", [], "A whole sentence."),  # its end is sure only once more text follows it
+    ("A paragraph.\n\n", ["A paragraph."], ""),
+    ("* * * Then words. And", ["* * * Then words."], "And"),
+    ("Wait. [pause:1s] Now go. And", ["Wait. [pause:1s]", "Now go."], "And"),  # a pause tag stays with its sentence
+    ("   ", [], "   "),
+])
+def test_finished_sentences_of_text_still_arriving(arriving, finished, rest):
+    assert finished_sentences(arriving) == (finished, rest)

@@ -96,8 +96,8 @@ def test_scratch_files_older_than_a_day_are_swept(tmp_path):
     desk.remove_takes()
 
 
-def _handlers(tmp_path) -> handlers.Handlers:
-    engine = SimpleNamespace(config=EngineConfig(model="chatterbox"), library=None)
+def _handlers(tmp_path, device: str = "cpu") -> handlers.Handlers:
+    engine = SimpleNamespace(config=EngineConfig(model="chatterbox"), library=None, status=lambda: {"device": device})
     return handlers.Handlers(engine, Settings(max_input_chars=100))
 
 
@@ -124,6 +124,15 @@ def test_variant_controls_disable_what_the_variant_ignores(tmp_path):
                            "min_p": False, "repetition_penalty": True, "speed": True}
     assert language["interactive"] is False and "ignores CFG weight / pace" in note  # the sliders' own labels
     assert h.variant_controls("chatterbox-multilingual")[-2]["interactive"] is True
+
+
+def test_on_a_cpu_the_desk_suggests_nano_or_turbo_for_drafts_with_their_cost_and_switches_nothing(tmp_path):
+    updates = _handlers(tmp_path).variant_controls("chatterbox-multilingual-v3")
+    assert len(updates) == len(handlers.PARAMS) + 2  # sliders, language, note: the model choice is left as it is
+    assert "No GPU here" in updates[-1] and "chatterbox-nano (fastest) or chatterbox-turbo" in updates[-1]
+    assert "English only" in updates[-1] and "final take with chatterbox-multilingual-v3" in updates[-1]
+    assert "No GPU" not in _handlers(tmp_path).variant_controls("chatterbox-nano")[-1]
+    assert "No GPU" not in _handlers(tmp_path, device="cuda").variant_controls("chatterbox")[-1]
 
 
 def test_choosing_a_variant_sets_the_sliders_whose_default_is_its_own(tmp_path):
@@ -163,6 +172,10 @@ def test_share_launches_with_share_true_a_generated_key_and_a_warning(monkeypatc
     assert "WARNING: the studio is exposed" in err and "An API key guards it" in err
     assert exposure.exposure_warning(Settings()) is None
     assert "0.0.0.0" in exposure.exposure_warning(Settings(host="0.0.0.0"))
+    assert "Wyoming" not in exposure.exposure_warning(Settings(host="0.0.0.0", api_key="k"))
+    wyoming = exposure.exposure_warning(Settings(host="0.0.0.0", api_key="k", wyoming=True, wyoming_port=10300))
+    assert "Wyoming server on 0.0.0.0:10300 has NO authentication" in wyoming
+    assert exposure.exposure_warning(Settings(wyoming=True)) is None  # on loopback only
 
 
 def test_an_exposed_studio_gets_a_key_unless_told_to_run_open():
@@ -251,3 +264,16 @@ def test_a_take_closed_midway_cancels_its_job_and_stop_keeps_the_chunks_made(eng
     assert total == 6 and note.startswith("Seed used: **3**") and "Stopped after 1 of 6 chunks" in note
     assert audio.decode(Path(player).read_bytes()).size > 0 and takes[0].number == pick["value"]
     assert h.stop([], visitor)[2] == "Stopped."
+
+
+def test_the_desk_keeps_the_best_of_its_candidates_and_shows_the_score(engine, tiny_whisper, tmp_path):
+    from engine.quality import Recognizer
+
+    h = handlers.Handlers(engine, Settings())
+    h.recognizer = Recognizer(str(tiny_whisper))  # the studio's would download Whisper base
+    defaults = [PARAMETER_RANGES[p][2] for p in handlers.PARAMS]
+    steps = [step for step in h.generate("Hello.", None, "", "wav", *defaults, 40, "", "", False, [], None, 2, True, -20)
+             if step != handlers.STILL_WORKING]
+    player, download, note, takes, pick = steps[-1]
+    assert "best of 2 candidates" in note and "character error rate" in note
+    assert Path(player).exists() and takes[0].values["seed"] in (40, 41)

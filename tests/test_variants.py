@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import engine_on_cpu
+from conftest import capped, engine_on_cpu, upstream_turbo_audio
 from engine import InvalidAudio, InvalidRequest, SynthesisRequest, Voice, audio
 from engine.decoding.acceleration import Acceleration, apply as apply_acceleration, fuse_gpt2_gelu, plan, replace_gpt2_projections
 from engine.decoding.loop import Sampling, SpeechPrompt, SpeechTokenLoop
@@ -33,31 +33,13 @@ def multilingual(tmp_path_factory, multilingual_checkpoint):
                              precision="exact")
 
 
-def capped(owner, method: str, keyword: str, limit: int, monkeypatch) -> list:
-    """Cap `owner.method`'s token limit argument at `limit` and record the tokens it returns."""
-    original, recorded = getattr(owner, method), []
-
-    def call(*args, **kwargs):
-        kwargs[keyword] = min(kwargs.get(keyword, 1000), limit)
-        tokens = original(*args, **kwargs)
-        recorded.append(tokens.clone())
-        return tokens
-
-    monkeypatch.setattr(owner, method, call)
-    return recorded
-
-
 def test_turbo_audio_equals_upstream_generate(turbo, monkeypatch):
     text = "Hello there, how are you today?"
     with turbo.using_model() as model:
         assert model.text_tokens(text, None).numel() > 10
     clip = turbo.synthesize(SynthesisRequest(text, seed=SEED, max_tokens_per_chunk=TOKEN_LIMIT))
     with turbo.using_model() as model:
-        upstream = model.upstream
-        recorded = capped(upstream.t3, "inference_turbo", "max_gen_len", TOKEN_LIMIT - 1, monkeypatch)
-        torch.manual_seed(SEED)
-        expected = upstream.generate(text).squeeze(0).numpy()
-    assert recorded[0].numel() == TOKEN_LIMIT
+        expected = upstream_turbo_audio(model.upstream, text, SEED, TOKEN_LIMIT, monkeypatch)
     assert len(clip.samples) == len(expected)
     assert np.array_equal(clip.samples[FADE:-FADE], expected[FADE:-FADE])
 
@@ -238,7 +220,7 @@ def test_multilingual_chunks_decoded_together_sample_what_upstream_samples_for_e
         assert prompts[-1].text_tokens.numel() == 5
         head = t3.speech_head
         with torch.inference_mode():
-            together = SpeechTokenLoop(t3, SteeredHead(head, steering))(prompts, sampling)
+            together = SpeechTokenLoop(t3, SteeredHead(head, steering), watches_alignment=True)(prompts, sampling)
             assert [tokens.shape[1] for tokens in together] == [17, 17, 10, 3]
             assert together[-1][0, -1] == stop
             for prompt, tokens in zip(prompts[:-1], together):
@@ -301,7 +283,8 @@ def test_multilingual_loop_with_a_bfloat16_backbone_watches_alignment_determinis
     queries and keys in bfloat16, the heads' weights and sampling in float32."""
     with multilingual.using_model() as model:
         upstream = SimpleNamespace(t3=copy.deepcopy(model.upstream.t3), s3gen=None)
-        loop = apply_acceleration(upstream, Acceleration(token_loop=True, bf16_t3=True))
+        loop = apply_acceleration(upstream, Acceleration(token_loop=True, bf16_t3=True), watches_alignment=True)
+        assert loop.watches_alignment
         cond = model.t3_conditioning(model.builtin_conditionals, 0.5)
         prompts = [SpeechPrompt(model.text_tokens(text, "fr"), TOKEN_LIMIT, SEED + i, cond)
                    for i, text in enumerate(["Ça a été très bien, merci.", "Oui"])]

@@ -78,15 +78,18 @@ def synthetic_voice(seconds: float = 4.0, sample_rate: int = 24000, seed: int = 
 def build(directory: Path, variant: str = "chatterbox", t3_layers: int = 2, t3_mlp: int = 1024, seed: int = 0,
           voice_seconds: float = BUILTIN_VOICE_SECONDS) -> Path:
     """Write a random checkpoint of `variant` into `directory` (created) and return it. `t3_mlp` is the Llama
-    MLP width; Turbo's GPT-2 backbone keeps its own (four times its width)."""
+    MLP width; a GPT-2 backbone (Turbo's, Nano's) keeps its own (four times its width)."""
     import soundfile as sf
     import torch
 
     from engine.models import VARIANTS
+    from engine.models.upstream import install
 
+    install()  # registers the backbone configs upstream's main branch added (Nano's)
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = _BUILDERS[VARIANTS[variant].architecture](directory, t3_layers, t3_mlp)
+    spec = VARIANTS[variant]
+    model = _BUILDERS[spec.architecture](directory, spec, t3_layers, t3_mlp)
     with tempfile.TemporaryDirectory() as tmp:
         reference = Path(tmp) / "reference.wav"
         sf.write(reference, synthetic_voice(voice_seconds), 24000)
@@ -99,8 +102,7 @@ def build(directory: Path, variant: str = "chatterbox", t3_layers: int = 2, t3_m
     return directory
 
 
-def _english(directory: Path, t3_layers: int, t3_mlp: int):
-    from safetensors.torch import save_file
+def _english(directory: Path, spec, t3_layers: int, t3_mlp: int):
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
     from chatterbox.models.t3.modules.t3_config import T3Config
@@ -111,18 +113,15 @@ def _english(directory: Path, t3_layers: int, t3_mlp: int):
     from engine.models.upstream import derived_backbone
 
     hp = T3Config.english_only()
-    hp.llama_config_name = derived_backbone("Llama_520M", num_hidden_layers=t3_layers, intermediate_size=t3_mlp)
+    hp.llama_config_name = derived_backbone(spec.backbone_config, num_hidden_layers=t3_layers,
+                                            intermediate_size=t3_mlp)
     t3, s3gen, ve = T3(hp).eval(), S3Gen().eval(), VoiceEncoder().eval()
-    save_file(_contiguous(t3.state_dict()), directory / "t3_cfg.safetensors")
-    save_file(_contiguous(s3gen.state_dict()), directory / "s3gen.safetensors")
-    save_file(_contiguous(ve.state_dict()), directory / "ve.safetensors")
+    _save_parts(directory, spec, t3, s3gen, ve)
     write_tokenizer(directory / "tokenizer.json")
     return ChatterboxTTS(t3, s3gen, ve, EnTokenizer(str(directory / "tokenizer.json")), "cpu")
 
 
-def _multilingual(directory: Path, t3_layers: int, t3_mlp: int):
-    import torch
-    from safetensors.torch import save_file
+def _multilingual(directory: Path, spec, t3_layers: int, t3_mlp: int):
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
     from chatterbox.models.t3.modules.t3_config import T3Config
@@ -133,18 +132,16 @@ def _multilingual(directory: Path, t3_layers: int, t3_mlp: int):
     from engine.models.upstream import derived_backbone
 
     hp = T3Config.multilingual()
-    hp.llama_config_name = derived_backbone("Llama_520M", num_hidden_layers=t3_layers, intermediate_size=t3_mlp)
+    hp.llama_config_name = derived_backbone(spec.backbone_config, num_hidden_layers=t3_layers,
+                                            intermediate_size=t3_mlp)
     t3, s3gen, ve = T3(hp).eval(), S3Gen().eval(), VoiceEncoder().eval()
-    save_file(_contiguous(t3.state_dict()), directory / "t3_mtl23ls_v2.safetensors")
-    torch.save(_contiguous(s3gen.state_dict()), directory / "s3gen.pt")
-    torch.save(_contiguous(ve.state_dict()), directory / "ve.pt")
+    _save_parts(directory, spec, t3, s3gen, ve)
     write_tokenizer(directory / "grapheme_mtl_merged_expanded_v1.json", tuple(SUPPORTED_LANGUAGES))
     (directory / "Cangjie5_TC.json").write_text(json.dumps(["日\ta", "月\tb"]), encoding="utf-8")
     return ChatterboxMultilingualTTS(t3, s3gen, ve, multilingual_tokenizer(directory), "cpu")
 
 
-def _turbo(directory: Path, t3_layers: int, t3_mlp: int):
-    from safetensors.torch import save_file
+def _turbo(directory: Path, spec, t3_layers: int, t3_mlp: int):
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
     from chatterbox.models.voice_encoder import VoiceEncoder
@@ -154,18 +151,32 @@ def _turbo(directory: Path, t3_layers: int, t3_mlp: int):
     from engine.models import turbo_t3_config
     from engine.models.upstream import derived_backbone
 
-    hp = turbo_t3_config()
-    hp.llama_config_name = derived_backbone("GPT2_medium", n_layer=t3_layers)
+    hp = turbo_t3_config(derived_backbone(spec.backbone_config, n_layer=t3_layers))
     t3, s3gen, ve = T3(hp).eval(), S3Gen(meanflow=True).eval(), VoiceEncoder().eval()
-    save_file(_contiguous(t3.state_dict()), directory / "t3_turbo_v1.safetensors")
-    save_file(_contiguous(s3gen.state_dict()), directory / "s3gen_meanflow.safetensors")
-    save_file(_contiguous(ve.state_dict()), directory / "ve.safetensors")
+    _save_parts(directory, spec, t3, s3gen, ve)
     write_gpt2_tokenizer(directory)
     del t3.tfmr.wte
     return ChatterboxTurboTTS(t3, s3gen, ve, AutoTokenizer.from_pretrained(directory), "cpu")
 
 
 _BUILDERS = {"english": _english, "multilingual": _multilingual, "turbo": _turbo}  # by the variant's architecture
+
+
+def _save_parts(directory: Path, spec, t3, s3gen, ve) -> None:
+    """T3, S3Gen and the voice encoder under the variant's file names, each in the format its suffix names."""
+    for file, part in ((spec.t3_file, t3), (spec.s3gen_file, s3gen), (spec.voice_encoder_file, ve)):
+        _save_state(_contiguous(part.state_dict()), directory / file)
+
+
+def _save_state(state: dict, path: Path) -> None:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, path)
+    else:
+        import torch
+
+        torch.save(state, path)
 
 
 def _contiguous(state: dict) -> dict:

@@ -14,7 +14,9 @@ from typing import Callable, Iterator
 import gradio as gr
 
 from dataset import DatasetRun, EngineSpeaker, read_phrases
+from dataset.runner import Verification
 from engine import Ask, Cancelled, Engine, RequestComposer, Voice
+from engine.quality import recognizer_for
 
 from .handlers import HEARTBEAT_SECONDS, readable_errors, refusal
 
@@ -56,6 +58,18 @@ def _in_background(items: Callable[[], Iterator[float]]) -> Iterator[float | Non
         yield item
 
 
+SCORE_HEADERS = ["name", "passed", "character error rate", "heard", "expected"]
+
+
+def score_rows(run: DatasetRun) -> list[list]:
+    """A row per clip the recognizer heard: the listed ones, then the refused ones."""
+    texts = run.done()
+    listed = [[name, "yes", float(row["cer"]), row["transcript"], texts[name]] for name, row in run.scores().items()]
+    failed = [[row["name"], "no", float(row["cer"]) if row.get("cer") else None, row.get("transcript", ""),
+               row["text"]] for row in run.failures()]
+    return listed + failed
+
+
 def build_dataset_tab(engine: Engine, composer: RequestComposer, datasets_dir: Path, voice_choices) -> None:
     """Lay out the tab inside the current Blocks context; `voice_choices()` gives (label, id) pairs."""
 
@@ -80,6 +94,11 @@ def build_dataset_tab(engine: Engine, composer: RequestComposer, datasets_dir: P
             stop = gr.Button("Stop", variant="stop", elem_id="dataset-stop")
         status = gr.Markdown(elem_id="dataset-status")
         archive = gr.File(label="Download", interactive=False, elem_id="dataset-zip")
+        with gr.Accordion("Scores: what the speech recognizer heard", open=False):
+            scores = gr.Dataframe(headers=SCORE_HEADERS, interactive=False, wrap=True, elem_id="dataset-scores")
+            with gr.Row():
+                refused = gr.Dropdown([], value=None, label="Refused phrase", elem_id="dataset-refused")
+                refused_audio = gr.Audio(type="filepath", interactive=False, label="Its best take")
 
         def generate(phrase_file, voice_id, clip_path, label, sample_rate, keep, progress=gr.Progress()):
             if not phrase_file:
@@ -92,11 +111,13 @@ def build_dataset_tab(engine: Engine, composer: RequestComposer, datasets_dir: P
                 speaker = EngineSpeaker(engine, composer, ask)
                 asked = speaker.request(phrase_list.phrases[0], 0)
                 voice_name = _folder_name(engine.library.get(voice_id).name if voice_id else label)
+            checker = recognizer_for(engine.config.asr_model, engine.config.device).checker()
             yield gr.skip(), gr.skip()  # Gradio keeps this event once it has yielded: from then on, Stop closes it
             out = datasets_dir / _folder_name(label)
             if out.exists() and not keep:
                 shutil.rmtree(out)
-            run = DatasetRun(out, voice_name, int(sample_rate))
+            run = DatasetRun(out, voice_name, int(sample_rate), verification=Verification(checker,
+                                                                                           language=asked.language))
             todo = run.pending(phrase_list.phrases)
             skipped, total = len(phrase_list.phrases) - len(todo), len(phrase_list.phrases)
             seconds, done, started = 0.0, skipped, time.monotonic()
@@ -116,8 +137,11 @@ def build_dataset_tab(engine: Engine, composer: RequestComposer, datasets_dir: P
             run.describe(summary, source="studio", model=asked.model or engine.config.model,
                          parameters=asked.parameters(), seconds_taken=round(time.monotonic() - started, 1))
             zipped = shutil.make_archive(str(out), "zip", root_dir=out)
+            heard = summary["scores"]
+            scored = (f" Median character error rate {heard['median']}, worst {heard['max']}." if heard else
+                      " Not heard: no speech recognizer." if checker is None else "")
             yield (f"Done: {summary['items']} items, {summary['total_audio_seconds']} s of audio, "
-                   f"{summary['failures']} failed."), zipped
+                   f"{summary['failures']} failed.{scored}"), zipped
 
         def stopped(label):
             """What Stop kept: the phrases already in the folder (Start again resumes from there)."""
@@ -125,7 +149,23 @@ def build_dataset_tab(engine: Engine, composer: RequestComposer, datasets_dir: P
             kept = len(DatasetRun(out, "").done()) if out.exists() else 0
             return f"Stopped: {kept} phrases are kept. Start again to resume.", None
 
+        def show_scores(label):
+            """The scores of the dataset's clips and its refused phrases, to listen to."""
+            out = datasets_dir / _folder_name(label)
+            if not out.exists():
+                return [], gr.update(choices=[], value=None)
+            run = DatasetRun(out, "")
+            rows = score_rows(run)
+            names = [row["name"] for row in run.failures() if (run.refused_dir / f"{row['name']}.wav").exists()]
+            return rows, gr.update(choices=names, value=None)
+
+        def play_refused(label, name):
+            path = datasets_dir / _folder_name(label) / "refused" / f"{name}.wav"
+            return str(path) if name and path.exists() else None
+
         event = start.click(generate, [phrases, library_voice, clip, name, rate, resume], [status, archive],
                             concurrency_limit=1, api_visibility="private")  # one build at a time: folders are shared
+        event.then(show_scores, name, [scores, refused], api_visibility="private")
         stop.click(stopped, name, [status, archive], cancels=[event], queue=False, api_visibility="private")
+        refused.change(play_refused, [name, refused], refused_audio, api_visibility="private")
         tab.select(library_only, None, library_voice, api_visibility="private")

@@ -101,6 +101,15 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
                                             elem_id="model-select")
                         variant_note = gr.Markdown()
                         with gr.Row():
+                            candidate_count = gr.Slider(1, 8, value=1, step=1, label="Candidates",
+                                                        info="Takes of each chunk; the speech recognizer keeps the "
+                                                             "one that says the text best.", elem_id="candidates")
+                            trim_edges = gr.Checkbox(value=True, label="Trim non-speech at the edges",
+                                                     info="Not with captions, whose cues are timed to the take as "
+                                                          "made.", elem_id="trim-edges")
+                            loudness = gr.Number(None, label="Even loudness to (LUFS; empty: as made)",
+                                                 elem_id="loudness")
+                        with gr.Row():
                             preset_name = gr.Textbox(label="Preset name", placeholder="e.g. my-audiobook")
                             save_preset = gr.Button("Save current settings as preset", size="sm")
                         preset_note = gr.Markdown()
@@ -136,7 +145,8 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
 
         take_outputs = [output, download, seed_note, takes, pick]
         synthesis = gr.on([generate.click], h.generate,
-                          [text, reference, voice, fmt, *params, seed, language, model, captions, takes], take_outputs,
+                          [text, reference, voice, fmt, *params, seed, language, model, captions, takes,
+                           candidate_count, trim_edges, loudness], take_outputs,
                           concurrency_id="synthesis", show_progress_on=[output], validator=h.check_take, **PRIVATE)
         synthesis.then(h.engine_status, None, engine_status, show_progress="hidden", **PRIVATE)
         stop.click(h.stop, [takes], take_outputs, cancels=[synthesis], queue=False, **PRIVATE)

@@ -19,12 +19,14 @@ import gradio as gr
 from engine import (LANGUAGES, PARAMETER_RANGES, Ask, Engine, EngineError, InvalidRequest, Job, SynthesisRequest, Voice,
                     audio)
 from engine.models import VARIANTS
+from engine.quality import PickedTake, TakePicker, checker_for, finish, needs_whole_clip, recognizer_for
 from engine.request import MAX_SEED
 from engine.pipeline import preview
 from engine.text.captions import CAPTION_FORMATS, cues_of
 from settings import Settings
 
-from . import api_tab, history
+from . import api_tab, candidates, history
+from .advice import draft_suggestion
 from .history import Take
 from .reference import inspect_clip, trim_clip
 
@@ -78,6 +80,7 @@ class TakeInProgress:
     clip: str | None
     chunks: list[audio.AudioChunk] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    picked: PickedTake | None = None  # the best chunks of every candidate, when the take asked for candidates
 
     def stage(self) -> str:
         """What the take waits for, and the time left at the speed this take has had so far."""
@@ -91,6 +94,13 @@ class TakeInProgress:
 # Takes, trimmed clips and API results older than this leave the desk's scratch folder (and Gradio's cache), so a
 # studio left running does not fill the disk; a take in an open tab's history replays for this long.
 SCRATCH_MAX_AGE_SECONDS = 24 * 3600
+
+
+def finishing_values(candidate_count: float | None = None, trim: bool | None = None,
+                     loudness: float | None = None) -> dict:
+    """The Advanced settings as request values: candidates, trim, and loudness (empty: as made)."""
+    return {"candidates": None if candidate_count is None else int(candidate_count), "trim": trim,
+            "loudness": None if loudness in (None, "") else float(loudness)}
 
 
 def seed_value(seed: float | None) -> int | None:
@@ -113,6 +123,7 @@ class Handlers:
         self.takes_dir = Path(tempfile.mkdtemp(prefix="chatterbox-takes-"))  # takes and trimmed clips
         self.remove_takes = weakref.finalize(self, shutil.rmtree, self.takes_dir, ignore_errors=True)  # also at exit
         self.in_progress: dict[str, TakeInProgress] = {}  # each session's latest take, for what Stop keeps of it
+        self.recognizer = recognizer_for(engine.config.asr_model, engine.config.device)
         self._numbers = itertools.count(1)
 
     def sweep_scratch(self) -> None:
@@ -244,6 +255,7 @@ class Handlers:
         if not spec.takes_language_id:
             others = ", ".join(other.name for other in VARIANTS.values() if other.takes_language_id)
             note = (note + f" Language: {LANGUAGES[spec.languages[0]]} only (choose {others} for others).").strip()
+        note = f"{note} {draft_suggestion(model, self.engine.status()['device'])}".strip()
         return [*updates, gr.update(interactive=spec.takes_language_id), note]
 
     def variant_defaults(self, model: str) -> list:
@@ -256,11 +268,13 @@ class Handlers:
     # Synthesis
 
     def ask(self, text: str, clip: str | None, voice_id: str | None, params: tuple, seed: float | None,
-            language: str | None, model: str | None, captions: bool = False) -> Ask:
-        """What the desk's values ask for: a library voice, else the reference clip, else the built-in voice."""
+            language: str | None, model: str | None, captions: bool = False, finishing: tuple = ()) -> Ask:
+        """What the desk's values ask for: a library voice, else the reference clip, else the built-in voice; and
+        `finishing`, the Advanced settings (candidates, trim, loudness) when given."""
         clip_bytes = Voice.from_file(clip).clip if clip and not voice_id else None
         return Ask(text or "", voice=voice_id or None, clip=clip_bytes, model=model or None, language=language or None,
-                   values={**dict(zip(PARAMS, params)), "seed": seed_value(seed)}, captions=bool(captions))
+                   values={**dict(zip(PARAMS, params)), "seed": seed_value(seed), **finishing_values(*finishing)},
+                   captions=bool(captions))
 
     def _write(self, clip: audio.AudioChunk, number: int, fmt: str) -> tuple[Path, Path]:
         """The take as a wav for the player and a file in the chosen format for download."""
@@ -286,36 +300,41 @@ class Handlers:
         """Gradio's validator before a take, with the take's inputs: the composer's refusal is shown at the control
         it concerns and the event does not start, so no error badge covers the last take."""
         params, (seed, language, model, captions) = values[:len(PARAMS)], values[len(PARAMS):len(PARAMS) + 4]
+        takes, finishing = values[len(PARAMS) + 4], values[len(PARAMS) + 5:]  # the history, then Advanced's finishing
         wrong, message = -1, ""
         try:
-            self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model, captions))
+            self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model, captions, finishing))
         except EngineError as error:
             log_refusal(error.message, error.code)
             wrong, message = self._input_of(error.param, voice_id), error.message
         checks = [gr.validate(index != wrong, message if index == wrong else "") for index in range(3 + len(values))]
-        return [*checks, values[-1]]  # Gradio stores what a validator returns for a state: the history, unchanged
+        return [*checks, takes]  # Gradio stores what a validator returns for a state: the history, unchanged
 
     @staticmethod
     def _input_of(param: str | None, voice_id: str | None) -> int:
         """The position, among a take's inputs, of the control a refused parameter comes from."""
         named = {"voice": 2 if voice_id else 1, "seed": 4 + len(PARAMS), "language": 5 + len(PARAMS),
-                 "model": 6 + len(PARAMS), **{name: 4 + index for index, name in enumerate(PARAMS)}}
+                 "model": 6 + len(PARAMS), "candidates": 9 + len(PARAMS), "trim": 10 + len(PARAMS),
+                 "loudness": 11 + len(PARAMS), **{name: 4 + index for index, name in enumerate(PARAMS)}}
         return named.get(param, 0)
 
     def generate(self, text: str, clip: str | None, voice_id: str | None, fmt: str,
                  exaggeration: float, cfg_weight: float, temperature: float, top_p: float, min_p: float,
                  repetition_penalty: float, speed: float, seed: float | None, language: str | None, model: str | None,
-                 captions: bool, takes: list[Take], request: gr.Request, progress=gr.Progress()):
+                 captions: bool, takes: list[Take], request: gr.Request, candidate_count: float = 1,
+                 trim: bool = False, loudness: float | None = None, progress=gr.Progress()):
         """Synthesize chunk by chunk with a progress bar; streams to the player where ffmpeg allows. Stop, a closed
         tab or a reload closes this generator at its next yield (one comes every HEARTBEAT_SECONDS), which cancels
         the job. The job is submitted only after a first yield: a Stop during the first step would cancel the event
         before Gradio has kept the generator, and nothing would close it."""
         params = (exaggeration, cfg_weight, temperature, top_p, min_p, repetition_penalty, speed)
         with readable_errors():
-            synthesis = self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model, captions))
+            synthesis = self.composer.compose(self.ask(text, clip, voice_id, params, seed, language, model, captions,
+                                                       (candidate_count, trim and not captions, loudness)))
+            picker = TakePicker(synthesis, checker_for(synthesis, self.recognizer))
         yield STILL_WORKING  # Gradio keeps this take once it has yielded: from then on, Stop closes it
         with readable_errors():
-            job = self.engine.submit(synthesis)
+            job = self.engine.submit(picker.requests()[0])
         run = TakeInProgress(synthesis, job, fmt, self._voice_label(synthesis, voice_id), clip)
         session = request.session_hash if request else ""
         self._remember(session, run)
@@ -329,6 +348,13 @@ class Handlers:
                     continue
                 if STREAMING:
                     yield (chunk.sample_rate, chunk.samples), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        if synthesis.candidates > 1:
+            progress(None, desc=f"Hearing {synthesis.candidates} candidates")
+            with readable_errors(), closing(candidates.other_candidates(self.engine, picker, job.seed,
+                                                                        run.chunks)) as waiting:
+                for _ in waiting:
+                    yield STILL_WORKING
+            run.picked = picker.picked()
         self.in_progress.pop(session, None)
         yield self._finish(run, takes)
 
@@ -348,7 +374,7 @@ class Handlers:
 
     def _finish(self, run: "TakeInProgress", takes: list[Take], stopped: bool = False) -> tuple:
         """The take (whole, or the chunks made before Stop) written, added to the history and shown."""
-        whole = audio.join(run.chunks)
+        whole = run.picked.clip if run.picked else finish(audio.join(run.chunks), run.synthesis)
         number = next(self._numbers)
         player, download = self._write(whole, number, run.fmt)
         job, synthesis = run.job, run.synthesis
@@ -357,14 +383,17 @@ class Handlers:
         note = f"Seed used: **{job.seed}** · {run.voice_label} · {whole.duration:.1f} s of audio · {made}"
         if job.ignored_parameters or job.ignored_tags:
             note += f" · the model ignored {', '.join(job.ignored_parameters + job.ignored_tags)}"
+        if run.picked:
+            note += candidates.describe(run.picked, synthesis.candidates)
         downloads = [str(download)]
         if synthesis.captions:
-            downloads += self._write_captions(run.chunks, download.stem)
+            downloads += self._write_captions(list(run.picked.chunks) if run.picked else run.chunks, download.stem)
         voice_id = synthesis.voice.library_id
         take = Take(number, synthesis.text, run.voice_label, voice_id, None if voice_id else run.clip,
                     {**synthesis.parameters(), "seed": job.seed}, str(player), str(download))
         takes = history.add(takes, take)
-        return (gr.skip() if STREAMING and not stopped else str(player), downloads, note, takes,
+        return (gr.skip() if STREAMING and not stopped and not needs_whole_clip(synthesis) else str(player), downloads,
+                note, takes,
                 gr.update(choices=history.choices(takes), value=number))
 
     def stop(self, takes: list[Take], request: gr.Request) -> tuple:

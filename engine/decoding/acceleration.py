@@ -29,6 +29,8 @@ from .loop import SpeechTokenLoop
 PRECISIONS = ("fast", "exact")
 UPSTREAM_FLOW_STEPS = 10
 FAST_FLOW_STEPS = 5
+FAST_REFERENCE_SECONDS = 4.0
+S3_TOKENS_PER_SECOND = 25  # S3Gen's reference prompt: 25 speech tokens and 50 mel frames per second
 FAST_CHUNK_BATCH = 4
 CUDA_REQUEST_BATCH = 16
 
@@ -43,6 +45,7 @@ class Acceleration:
     bf16_t3: bool = False
     bf16_flow: bool = False
     flow_steps: int = UPSTREAM_FLOW_STEPS
+    reference_seconds: float | None = None  # how much of the reference prompt S3Gen's flow hears; None: all
     chunk_batch: int = 1
     request_batch: int = 1
 
@@ -61,6 +64,8 @@ class Acceleration:
                                           ("bfloat16 T3", self.bf16_t3), ("bfloat16 flow", self.bf16_flow)) if on]
         if self.flow_steps != UPSTREAM_FLOW_STEPS:
             changes.append(f"{self.flow_steps} flow steps")
+        if self.reference_seconds is not None:
+            changes.append(f"a {self.reference_seconds:g} s reference prompt")
         if self.chunk_batch > 1:
             changes.append(f"{self.chunk_batch} chunks per batch")
         if self.request_batch > 1:
@@ -68,7 +73,8 @@ class Acceleration:
         return ", ".join(changes) or "exact (as upstream)"
 
 
-def plan(precision: str, device: str, flow_steps: int | None = None, request_batch: int | None = None) -> Acceleration:
+def plan(precision: str, device: str, flow_steps: int | None = None, request_batch: int | None = None,
+         reference_seconds: float | None = None) -> Acceleration:
     """The acceleration `precision` asks for, limited to what `device` does well. Only the studio's token loop
     batches requests together: by default on CUDA GPUs, where a batch costs little more than one request; on a CPU
     the int8 layers scale their inputs per batch, so there a request would sound different in company."""
@@ -76,11 +82,13 @@ def plan(precision: str, device: str, flow_steps: int | None = None, request_bat
         raise ValueError(f"Unknown precision '{precision}'; use one of {', '.join(PRECISIONS)}.")
     fast = precision == "fast"
     steps = flow_steps or (FAST_FLOW_STEPS if fast else UPSTREAM_FLOW_STEPS)
+    reference_seconds = reference_seconds or (FAST_REFERENCE_SECONDS if fast else None)
     requests = request_batch or (CUDA_REQUEST_BATCH if device.startswith("cuda") else 1)
     return Acceleration(token_loop=fast, fused_gelu=fast, int8_t3=fast and _int8_cpu(device),
                         bf16_t3=fast and device.startswith("cuda") and _native_bf16(device),
                         bf16_flow=fast and _native_bf16(device),
-                        flow_steps=steps, chunk_batch=FAST_CHUNK_BATCH if fast else 1,
+                        flow_steps=steps, reference_seconds=reference_seconds,
+                        chunk_batch=FAST_CHUNK_BATCH if fast else 1,
                         request_batch=requests if fast else 1)
 
 
@@ -97,9 +105,10 @@ def _native_bf16(device: str) -> bool:
     return False
 
 
-def apply(upstream, acceleration: Acceleration) -> SpeechTokenLoop | None:
-    """Change the loaded upstream model in place as `acceleration` says; the studio's token loop for it, if any.
-    T3 runs in bfloat16 only where the studio's loop runs it, which casts around it."""
+def apply(upstream, acceleration: Acceleration, watches_alignment: bool = False) -> SpeechTokenLoop | None:
+    """Change the loaded upstream model in place as `acceleration` says; the studio's token loop for it, if any,
+    keeping upstream's alignment checks if the variant `watches_alignment`. T3 runs in bfloat16 only where the
+    studio's loop runs it, which casts around it."""
     loop = acceleration.token_loop
     head = upstream.t3.speech_head
     if acceleration.fused_gelu:
@@ -116,7 +125,7 @@ def apply(upstream, acceleration: Acceleration) -> SpeechTokenLoop | None:
     if acceleration.bf16_flow:
         decoder = upstream.s3gen.flow.decoder
         decoder.estimator = Bfloat16Estimator(decoder.estimator)
-    return SpeechTokenLoop(upstream.t3, head) if loop else None
+    return SpeechTokenLoop(upstream.t3, head, watches_alignment) if loop else None
 
 
 def fuse_gpt2_gelu(module: torch.nn.Module) -> None:
@@ -164,3 +173,17 @@ class Bfloat16Estimator(torch.nn.Module):
     def forward(self, x, **inputs):
         cast = {k: v.bfloat16() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
         return self.inner(x.bfloat16(), **cast).float()
+
+
+def shortened_reference(reference: dict, seconds: float | None) -> dict:
+    """S3Gen's reference (upstream's `ref_dict`) with its prompt cut to the first `seconds`, speech tokens and mel
+    frames alike; the speaker embedding stays the whole clip's. As it is when `seconds` is None or longer."""
+    tokens = int(seconds * S3_TOKENS_PER_SECOND) if seconds else 0
+    if not tokens or reference["prompt_token"].size(1) <= tokens:
+        return reference
+    frames = 2 * tokens
+    cut = {"prompt_token": reference["prompt_token"][:, :tokens], "prompt_feat": reference["prompt_feat"][:, :frames],
+           "prompt_token_len": torch.full_like(reference["prompt_token_len"], tokens)}
+    if reference.get("prompt_feat_len") is not None:
+        cut["prompt_feat_len"] = torch.full_like(reference["prompt_feat_len"], frames)
+    return {**reference, **cut}

@@ -1,4 +1,5 @@
-"""The studio's own T3 token loop, for the English model (a Llama backbone) and Turbo (a GPT-2 backbone).
+"""The studio's own T3 token loop, for the English and multilingual models (a Llama backbone) and Turbo and Nano
+(a GPT-2 backbone).
 
 It samples as upstream's `T3.inference` (English) and `T3.inference_turbo` (Turbo) sample: same conditioning, same
 logits processors in the same order, same random draws. It keeps keys and values in a preallocated cache instead of
@@ -13,8 +14,8 @@ takes its next token at the same cache slot. Attention reads only the cache slot
 padding slot. Each chunk draws from a generator of its own seed. A chunk's tokens are then what it would sample
 alone, up to float rounding in the batched matrix products.
 
-For the multilingual model (a Llama backbone too) it also keeps upstream's alignment checks, for every chunk
-(engine/decoding/alignment.py).
+For multilingual V2 (a Llama backbone too) it also keeps upstream's alignment checks, for every chunk
+(engine/decoding/alignment.py); V3 has none.
 """
 
 from __future__ import annotations
@@ -61,14 +62,15 @@ class SpeechPrompt:
 
 
 class SpeechTokenLoop:
-    """Text tokens to speech tokens with one T3 model; `head` may be a quantized copy of T3's speech head."""
+    """Text tokens to speech tokens with one T3 model; `head` may be a quantized copy of T3's speech head. With
+    `watches_alignment` (the variant's, multilingual V2's) it keeps upstream's alignment checks."""
 
-    def __init__(self, t3, head: torch.nn.Module | None = None):
+    def __init__(self, t3, head: torch.nn.Module | None = None, watches_alignment: bool = False):
         self.t3 = t3
         self.head = head if head is not None else t3.speech_head
         self.backbone_dtype = next(t3.tfmr.parameters()).dtype
         self.turbo = t3.is_gpt
-        self.watches_alignment = t3.hp.is_multilingual
+        self.watches_alignment = watches_alignment
         self._prefixes: list[tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]] = []
 
     def __call__(self, prompts: Sequence[SpeechPrompt], sampling: Sampling) -> list[torch.Tensor]:

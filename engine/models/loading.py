@@ -19,7 +19,8 @@ from ..decoding.acceleration import Acceleration, apply as apply_acceleration
 from ..decoding.loop import Sampling, SpeechPrompt
 from ..errors import ModelUnavailable
 from .model import LoadedModel
-from .upstream import derived_backbone, hooks_removed_after, install, offline_cangjie_converter
+from .upstream import (derived_backbone, hooks_removed_after, install, offline_cangjie_converter,
+                       without_alignment_analyzer)
 from .variants import VariantSpec
 from .weights import read_state
 
@@ -28,11 +29,8 @@ class EnglishLoader:
     """The English model: a Llama T3, S3Gen with flow matching, upstream's English tokenizer. The other
     architectures' loaders start from it and change what differs."""
 
-    voice_encoder_file = "ve.safetensors"
-    s3gen_file = "s3gen.safetensors"
     s3gen_strict = False  # as upstream's `from_local` loads it
     meanflow = False
-    upstream_loop_analyzes_alignment = False
 
     def build(self, spec: VariantSpec, directory: Path, device: str):
         """Upstream's model for `spec`, built from the files in `directory` onto `device`."""
@@ -42,10 +40,10 @@ class EnglishLoader:
         module_name, class_name = spec.upstream_class.split(":")
         module = importlib.import_module(module_name)
         ve = VoiceEncoder()
-        ve.load_state_dict(read_state(directory / self.voice_encoder_file))
-        t3 = self.t3(read_state(directory / spec.t3_file))
+        ve.load_state_dict(read_state(directory / spec.voice_encoder_file))
+        t3 = self.t3(spec, read_state(directory / spec.t3_file))
         s3gen = S3Gen(meanflow=self.meanflow)
-        s3gen.load_state_dict(read_state(directory / self.s3gen_file), strict=self.s3gen_strict)
+        s3gen.load_state_dict(read_state(directory / spec.s3gen_file), strict=self.s3gen_strict)
         tokenizer = self.tokenizer(directory)
         conds = None
         if (directory / "conds.pt").exists():
@@ -54,10 +52,16 @@ class EnglishLoader:
             part.to(device).eval()
         return getattr(module, class_name)(t3, s3gen, ve, tokenizer, device, conds=conds)
 
-    def t3(self, state: dict):
+    def t3(self, spec: VariantSpec, state: dict):
+        """T3 with the weights `state`, configured as upstream configures `spec`'s."""
+        return _build_t3(self.t3_config(spec), state)
+
+    def t3_config(self, spec: VariantSpec):
         from chatterbox.models.t3.modules.t3_config import T3Config
 
-        return _build_t3(T3Config.english_only(), state)
+        hp = T3Config.english_only()
+        hp.llama_config_name = spec.backbone_config
+        return hp
 
     def tokenizer(self, directory: Path):
         from chatterbox.models.tokenizers import EnTokenizer
@@ -92,18 +96,18 @@ class EnglishLoader:
 
 
 class MultilingualLoader(EnglishLoader):
-    """The multilingual model: the English model's parts with other weights, a tokenizer that takes a language id,
-    and an upstream T3 loop that analyzes the alignment of speech to text."""
+    """The multilingual models: the English model's parts with other weights, a tokenizer that takes a language id,
+    and an upstream T3 loop that analyzes the alignment of speech to text where the variant watches it (V2, not
+    V3)."""
 
-    voice_encoder_file = "ve.pt"
-    s3gen_file = "s3gen.pt"
     s3gen_strict = True
-    upstream_loop_analyzes_alignment = True
 
-    def t3(self, state: dict):
+    def t3_config(self, spec: VariantSpec):
         from chatterbox.models.t3.modules.t3_config import T3Config
 
-        return _build_t3(T3Config.multilingual(), state)
+        hp = T3Config.multilingual()
+        hp.llama_config_name = spec.backbone_config
+        return hp if spec.watches_alignment else without_alignment_analyzer(hp)
 
     def tokenizer(self, directory: Path):
         return multilingual_tokenizer(directory)
@@ -120,17 +124,19 @@ class MultilingualLoader(EnglishLoader):
 
 
 class TurboLoader(EnglishLoader):
-    """Turbo: a GPT-2 T3 that samples without guidance, S3Gen with meanflow in two steps, a GPT-2 tokenizer, and a
-    reference clip normalized in loudness."""
+    """Turbo and Nano: a GPT-2 T3 that samples without guidance, S3Gen with meanflow in two steps, a GPT-2
+    tokenizer, and a reference clip normalized in loudness."""
 
-    s3gen_file = "s3gen_meanflow.safetensors"
     s3gen_strict = True
     meanflow = True
 
-    def t3(self, state: dict):
-        t3 = _build_t3(turbo_t3_config(), state)
+    def t3(self, spec: VariantSpec, state: dict):
+        t3 = super().t3(spec, state)
         del t3.tfmr.wte  # as upstream's `from_local` does: T3 hands GPT-2 its own embeddings
         return t3
+
+    def t3_config(self, spec: VariantSpec):
+        return turbo_t3_config(spec.backbone_config)
 
     def tokenizer(self, directory: Path):
         from transformers import AutoTokenizer
@@ -176,7 +182,7 @@ def load(spec: VariantSpec, directory: Path, device: str, acceleration: Accelera
     install()
     try:
         upstream = loader.build(spec, directory, device)
-        token_loop = apply_acceleration(upstream, acceleration)
+        token_loop = apply_acceleration(upstream, acceleration, watches_alignment=spec.watches_alignment)
     except ModelUnavailable:
         raise
     except Exception as error:  # any failure to build the model from these files means the checkpoint is unusable
@@ -201,12 +207,13 @@ def multilingual_tokenizer(directory: Path):
     return MTLTokenizer(str(directory / "grapheme_mtl_merged_expanded_v1.json"))
 
 
-def turbo_t3_config():
-    """Turbo's T3 settings, as upstream's `ChatterboxTurboTTS.from_local` sets them."""
+def turbo_t3_config(backbone_config: str):
+    """Turbo's T3 settings (and Nano's, with another backbone), as upstream's `ChatterboxTurboTTS.from_local` sets
+    them."""
     from chatterbox.models.t3.modules.t3_config import T3Config
 
     hp = T3Config(text_tokens_dict_size=50276)
-    hp.llama_config_name = "GPT2_medium"
+    hp.llama_config_name = backbone_config
     hp.speech_tokens_dict_size = 6563
     hp.input_pos_emb = None
     hp.speech_cond_prompt_len = 375

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from ..decoding.acceleration import Acceleration
+from ..decoding.acceleration import Acceleration, shortened_reference
 from ..decoding.loop import Sampling, SpeechPrompt, SpeechTokenLoop, never
 from ..errors import InvalidRequest, SynthesisFailed
 from .upstream import flow_stopping_when
@@ -107,9 +107,9 @@ class LoadedModel:
             return [tokens[tokens < SPEECH_VOCAB].to(self.device) for tokens in rows]
 
     def check_prompts(self, prompts: list[SpeechPrompt]) -> None:
-        """Refuse a text upstream's own T3 loop fails on: where it analyzes the alignment (the multilingual model),
-        its analyzer raises an IndexError on a text of five tokens or fewer (the studio's loop takes them)."""
-        if self.token_loop is None and self.loader.upstream_loop_analyzes_alignment and any(
+        """Refuse a text upstream's own T3 loop fails on: where it analyzes the alignment (multilingual V2), its
+        analyzer raises an IndexError on a text of five tokens or fewer (the studio's loop takes them)."""
+        if self.token_loop is None and self.spec.watches_alignment and any(
                 prompt.text_tokens.size(1) < SHORTEST_ANALYZED_TEXT for prompt in prompts):
             raise InvalidRequest(f"This text is too short for {self.spec.name} in the exact precision, whose "
                                  "upstream checks fail on a word or two; add a few words, or use --precision fast.",
@@ -129,20 +129,25 @@ class LoadedModel:
         if self.token_loop is not None:
             torch.manual_seed(seed)
         pieces = []
+        reference = shortened_reference(conds.gen, self.acceleration.reference_seconds)
         with torch.inference_mode(), flow_stopping_when(self.upstream.s3gen, cancelled):
             for run in joint_runs([tokens.numel() for tokens in chunks], JOINT_VOCODE_TOKENS):
-                wav = self.loader.waveform(self.upstream.s3gen, torch.cat([chunks[i] for i in run]), conds.gen,
+                wav = self.loader.waveform(self.upstream.s3gen, torch.cat([chunks[i] for i in run]), reference,
                                            self.acceleration.flow_steps)
                 pieces += self._cut(wav.squeeze(0), [chunks[i].numel() for i in run])
         return [self._watermarked(piece) for piece in pieces]
 
     def _cut(self, wav: torch.Tensor, token_counts: list[int]) -> list[torch.Tensor]:
-        """The waveform of consecutive chunks, cut at their token boundaries; the last piece keeps any tail."""
+        """The waveform of consecutive chunks, cut at their token boundaries; the last piece keeps any tail. Where
+        the variant `trims_last_token` (V3), each piece then loses its last token's audio, as upstream's main
+        branch cuts its waveform (it decodes to noise), keeping at least one token's."""
         ends = np.cumsum(token_counts[:-1]) * SAMPLES_PER_TOKEN
         pieces = list(torch.tensor_split(wav, [int(end) for end in ends]))
         trim = self.upstream.s3gen.trim_fade
         for piece in pieces[1:]:
             piece[: len(trim)] *= trim[: len(piece)]
+        if self.spec.trims_last_token:
+            pieces = [piece[: max(1, count - 1) * SAMPLES_PER_TOKEN] for piece, count in zip(pieces, token_counts)]
         return pieces
 
     def _watermarked(self, wav: torch.Tensor) -> np.ndarray:

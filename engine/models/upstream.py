@@ -12,7 +12,7 @@ import json
 import logging
 import warnings
 from contextlib import contextmanager
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -29,16 +29,41 @@ def install() -> None:
     quiet_perceiver_deprecation()
     offline_cangjie_converter()
     register_alignment_attention()
+    register_gpt2_small()
 
 
 # chatterbox-tts 0.1.7: T3 looks its backbone config up by name in LLAMA_CONFIGS, which has the released sizes only.
-def derived_backbone(base: str, **sizes: int) -> str:
-    """The name of upstream's backbone config `base` with other `sizes`, registered where T3 looks its config up."""
+def derived_backbone(base: str, name: str | None = None, **sizes: int) -> str:
+    """The name (`name`, or one made of `base` and `sizes`) of upstream's backbone config `base` with other `sizes`,
+    registered where T3 looks its config up; a config already registered under that name is kept."""
     from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
 
-    name = f"{base}_" + "_".join(f"{key}{value}" for key, value in sizes.items())
+    name = name or f"{base}_" + "_".join(f"{key}{value}" for key, value in sizes.items())
     LLAMA_CONFIGS.setdefault(name, {**copy.deepcopy(LLAMA_CONFIGS[base]), **sizes})
     return name
+
+
+# chatterbox-tts 0.1.7 knows GPT-2 medium only (Turbo's); upstream's main branch (commit 5de7a54) adds GPT-2 small for
+# Nano under the name "GPT2_small": GPT-2 medium's config with 12 layers of width 768 and 12 heads.
+def register_gpt2_small() -> str:
+    """Register Nano's backbone config under upstream's own name (a later chatterbox that has it keeps its own)."""
+    return derived_backbone("GPT2_medium", "GPT2_small", n_layer=12, n_embd=768, hidden_size=768, n_head=12)
+
+
+# chatterbox-tts 0.1.7: the multilingual `T3.inference` builds an AlignmentStreamAnalyzer whenever the config's
+# `is_multilingual` is true (it switches the backbone to eager attention and steers the stop token). Upstream's main
+# branch deleted the analyzer with Multilingual V3 (commit 3f35dfc); V3's T3 runs upstream's loop without it.
+def without_alignment_analyzer(hp):
+    """A copy of the multilingual T3 config `hp` for which upstream's `T3.inference` builds no alignment analyzer
+    (`is_multilingual` is read nowhere else in 0.1.7)."""
+    unwatched = copy.copy(hp)
+    unwatched.__class__ = _unwatched(type(hp))
+    return unwatched
+
+
+@cache
+def _unwatched(config_class: type) -> type:
+    return type(f"Unwatched{config_class.__name__}", (config_class,), {"is_multilingual": False})
 
 
 # chatterbox-tts 0.1.7: T3 draws a tqdm bar on every sampling call, noise beside the studio's own progress.

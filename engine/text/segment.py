@@ -18,6 +18,7 @@ from . import tags
 
 LINE_END = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+PARAGRAPH_END = re.compile(r"\n\s*\n\s*$")
 CLAUSE_END = re.compile(r"[,;:،؛][\"'”’»)\]]*\s|—\s?|[，、；：]")
 LIST_NUMBER_OR_SHORT_ABBREVIATION = re.compile(r"\(?(?:\d{1,3}|[^\W\d_][^\s\d.]?)[.)]")
 LOWERCASE_ABBREVIATION_END = re.compile(r"(?:^|\s)((?:[^\W\d_]{1,4}\.)+)$")
@@ -141,6 +142,21 @@ def phrases(text: str, max_chars: int = 250, language: str | None = None) -> lis
             raise InvalidRequest(f"Phrase {number} is {len(chunk.text)} characters; a phrase may have at most "
                                  f"{max_chars}. Split it, or send it as a text of its own.", "input")
     return chunks
+
+
+def finished_sentences(text: str, language: str | None = None) -> tuple[list[str], str]:
+    """For text still arriving in pieces: its sentences that are surely whole (another sentence, or a paragraph
+    break, follows them), cleaned up, each with the pause tags after it, and the rest, to which the next piece is
+    added. Runs with no letter or digit are dropped; there is nothing in them to speak."""
+    cleaned = normalize(text)
+    if not cleaned:
+        return [], text
+    sentences = [(sentence.text + sentence.gap).strip() for sentence in _sentences(cleaned, language)]  # tags too
+    if PARAGRAPH_END.search(LINE_END.sub("\n", text)):
+        done, rest = sentences, ""
+    else:
+        done, rest = sentences[:-1], sentences[-1] + (" " if text[-1].isspace() else "")
+    return [sentence for sentence in done if has_words(sentence)], rest
 
 
 def _pieces(text: str, max_chars: int, language: str | None) -> tuple[Sentence | None, list[Sentence]]:
