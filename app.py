@@ -8,12 +8,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+if os.environ.get("SPACES_ZERO_GPU"):  # on a ZeroGPU Space, `spaces` patches torch: it is imported before torch
+    importlib.import_module("spaces")
 
 import cli  # noqa: E402
 from settings import Settings, add_global_flags, add_server_flags  # noqa: E402
@@ -47,11 +50,12 @@ def serve(args: argparse.Namespace) -> int:
     import api
     import ui
     from api.exposure import launch_options, with_key
-    from engine import Engine, EngineError
+    from engine import EngineError
+    from engine.placement import build_placement
 
     settings, generated_key = with_key(Settings.from_args(args))
     try:
-        engine = Engine(settings.engine)
+        engine = build_placement(settings.engine, settings.placement)
     except EngineError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2

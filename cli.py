@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from engine import PARAMETER_RANGES, Ask, Engine, RequestComposer, Voice, VoiceLibrary
+from engine import PARAMETER_RANGES, Ask, RequestComposer, Voice, VoiceLibrary
+from engine.placement import Placement, build_placement
 from settings import Settings, add_global_flags
 
 
@@ -89,8 +90,9 @@ def parameters_from(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in PARAMETER_RANGES if getattr(args, name) is not None}
 
 
-def build_engine(settings: Settings) -> Engine:
-    return Engine(settings.engine)
+def build_engine(settings: Settings) -> Placement:
+    """The engine where the settings place it: this process, Ray Serve replicas, or ZeroGPU."""
+    return build_placement(settings.engine, settings.placement)
 
 
 def composer_for(settings: Settings, library: VoiceLibrary) -> RequestComposer:
@@ -213,9 +215,10 @@ def make_dataset(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("\nStopped. Finished items are kept; continue with --resume.", file=sys.stderr)
             return 130
+    on_ray = Settings.from_args(args).placement.on_ray
     run.describe(summary, model=model, language=args.language, parameters=parameters,
-                 source=args.server or "in-process", phrases=str(args.phrases), voice_source=args.voice,
-                 seconds_taken=round(time.monotonic() - started, 1))
+                 source=args.server or ("ray" if on_ray else "in-process"), phrases=str(args.phrases),
+                 voice_source=args.voice, seconds_taken=round(time.monotonic() - started, 1))
     print(f"{args.out}: {summary['items']} items, {summary['total_audio_seconds']} s of audio "
           f"({summary['new_audio_seconds']} s new), "
           f"{summary['failures']} failure(s)" + (f" (see {args.out / 'failures.csv'})" if summary["failures"] else ""))

@@ -5,6 +5,7 @@
 #   ./launch.sh setup             only install
 #   ./launch.sh test [pytest args] set up, then run the whole test suite
 #   ./launch.sh bench [args]      set up, then run the benchmark
+# --replicas, --ray-address or --autoscale among the flags also installs requirements-cluster.txt (Ray Serve).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -38,6 +39,16 @@ install() {
   touch "$stamp"
 }
 
+# cluster_requirements FLAG...: requirements-cluster.txt when the flags place the engine on Ray, else nothing.
+cluster_requirements() {
+  for arg in "$@"; do
+    case "$arg" in
+      --replicas|--replicas=*|--ray-address|--ray-address=*|--autoscale|--autoscale=*)
+        echo requirements-cluster.txt; return 0 ;;
+    esac
+  done
+}
+
 setup() {
   if [ ! -x "$VENV/bin/python" ]; then
     local python; python=$(find_python)
@@ -53,7 +64,7 @@ case "${1:-}" in
     echo "Ready. Start the studio with ./launch.sh" ;;
   test)
     shift
-    setup requirements-test.txt
+    setup requirements-test.txt requirements-cluster.txt
     if [ -x tools/install_test_browser.sh ]; then tools/install_test_browser.sh; fi
     if [ -x tools/install_test_wine.sh ]; then tools/install_test_wine.sh; fi
     exec "$VENV/bin/python" -m pytest tests "$@" ;;
@@ -62,6 +73,7 @@ case "${1:-}" in
     setup
     exec "$VENV/bin/python" -m bench "$@" ;;
   *)
-    setup
+    # shellcheck disable=SC2046  # the file name, or nothing
+    setup $(cluster_requirements "$@")
     exec "$VENV/bin/python" app.py "$@" ;;
 esac

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from engine import MODELS, PRECISIONS, EngineConfig, RequestComposer, VoiceLibrary
+from engine.placement import PlacementChoice
 from engine.presets import PresetShelf
 
 ENV_PREFIX = "CHATTERBOX_"
@@ -36,6 +37,9 @@ class Settings:
     open: bool = False
     wyoming: bool = False
     wyoming_port: int = 10200
+    replicas: int = 0
+    ray_address: str | None = None
+    autoscale: tuple[int, int] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "voice_aliases", tuple(tuple(pair) for pair in self.voice_aliases))
@@ -45,6 +49,11 @@ class Settings:
     def aliases(self) -> dict[str, str]:
         """OpenAI voice names (alloy, nova, ...) the user mapped to library voice ids."""
         return dict(self.voice_aliases)
+
+    @property
+    def placement(self) -> PlacementChoice:
+        """Where the model runs: this process, unless replicas, a Ray address or autoscaling are given."""
+        return PlacementChoice(self.replicas, self.ray_address, self.autoscale)
 
     def presets(self, config: EngineConfig | None = None) -> PresetShelf:
         """The shipped presets (--presets-dir) and a person's own, saved in the data folder of `config` (this
@@ -116,6 +125,15 @@ def reference_seconds(text: str) -> float:
     return seconds
 
 batch_requests = _whole_number("requests", 64)
+replica_count = _whole_number("replicas", 1024)
+
+
+def replica_range(text: str) -> tuple[int, int]:
+    """`1:4` as (1, 4): autoscaling between one and four replicas."""
+    low, sep, high = text.partition(":")
+    if not (sep and low.strip().isdigit() and high.strip().isdigit() and 0 <= int(low) <= int(high) and int(high)):
+        raise argparse.ArgumentTypeError(f"'{text}' is not MIN:MAX replicas with MIN <= MAX and MAX >= 1 (e.g. 1:4)")
+    return int(low), int(high)
 
 
 @dataclass(frozen=True)
@@ -155,6 +173,12 @@ FLAGS = (
     Flag("asr_model", "the speech recognizer that checks takes (dataset --verify, candidates): a faster-whisper "
                       "folder, a model name downloaded on first use (tiny, base, small, ...), or off", "global",
          metavar="DIR|NAME|off"),
+    Flag("replicas", "serve from this many engine replicas on a local Ray Serve instance, one model (and one GPU when "
+                     "there are GPUs) each; installs the cluster requirements on first use", "global", replica_count),
+    Flag("ray_address", "join the Ray cluster at this address (e.g. ray://head:10001 or auto) and serve from engine "
+                        "replicas there", "global", metavar="ADDR"),
+    Flag("autoscale", "let Ray Serve scale the engine replicas between MIN and MAX by queue length", "global",
+         replica_range, metavar="MIN:MAX"),
     Flag("max_chunk_tokens", "most speech tokens per text chunk, 25 per second of audio (1 to 1000)", "global", int),
     Flag("host", "address to listen on", "server"),
     Flag("port", "port to listen on", "server", int),

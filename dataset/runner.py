@@ -7,19 +7,24 @@ from __future__ import annotations
 import csv
 import json
 import os
+import queue
 import shutil
 import statistics
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from threading import Lock
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import soundfile as sf
 
-from engine import Ask, Cancelled, Engine, EngineError, Job, RequestComposer, SynthesisRequest, audio
+from engine import Ask, Cancelled, EngineError, Job, RequestComposer, SynthesisRequest, audio
+from engine.placement import Placement
 from engine.quality import Score, SpeechChecker, normalize_loudness, trim_non_speech
 from engine.text import has_words
 
@@ -42,13 +47,14 @@ class Speaker(Protocol):
 
 @dataclass
 class EngineSpeaker:
-    """Speaks through the engine in this process, each phrase asked as `ask` asks (its text aside): the voice's
-    conditionals are derived once. `stop()` cancels the request in flight and refuses the next."""
+    """Speaks through the studio's engine (in this process, or its replicas on Ray), each phrase asked as `ask` asks
+    (its text aside): the voice's conditionals are derived once. `stop()` cancels the requests in flight and refuses
+    the next."""
 
-    engine: Engine
+    engine: Placement
     composer: RequestComposer
     ask: Ask
-    _job: Job | None = field(default=None, init=False, repr=False)
+    _jobs: weakref.WeakSet = field(default_factory=weakref.WeakSet, init=False, repr=False)
     _stopped: bool = field(default=False, init=False, repr=False)
 
     def request(self, text: str, seed: int) -> SynthesisRequest:
@@ -56,6 +62,11 @@ class EngineSpeaker:
 
     def speak(self, text: str, seed: int) -> np.ndarray:
         return self._submit(self.request(text, seed)).result().samples
+
+    @property
+    def requests_in_flight(self) -> int:
+        """How many requests to keep in flight to keep the engine busy (one per batch slot of every Ray replica)."""
+        return self.engine.requests_to_fill
 
     def can_share_a_request(self, text: str) -> bool:
         return has_words(text) and len(text) <= self.engine.config.chunk_chars
@@ -69,18 +80,19 @@ class EngineSpeaker:
             yield chunk.samples
 
     def stop(self) -> None:
-        """Cancel the request in flight (the engine ends it within a token) and refuse any other."""
+        """Cancel the requests in flight (the engine ends each within a token) and refuse any other."""
         self._stopped = True
-        if self._job is not None:
-            self._job.cancel()
+        for job in list(self._jobs):
+            job.cancel()
 
     def _submit(self, request: SynthesisRequest) -> Job:
         if self._stopped:
             raise Cancelled("The dataset was stopped.")
-        self._job = self.engine.submit(request)
+        job = self.engine.submit(request)
+        self._jobs.add(job)
         if self._stopped:  # stopped while it was being queued
-            self._job.cancel()
-        return self._job
+            job.cancel()
+        return job
 
 
 @dataclass
@@ -123,6 +135,45 @@ def shared_requests(todo: list[tuple[int, str]], shareable) -> tuple[list[list[t
         else:
             groups.append([(index, text)])
     return groups, alone
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """A task's error, handed to the thread that reads the results."""
+
+    error: BaseException
+
+
+_TASK_DONE = object()
+
+
+def in_parallel(tasks: list[Callable[[], Iterator[float]]], workers: int) -> Iterator[float]:
+    """The items of every task's iterator as they come, `workers` tasks at a time, in their order; a task's error is
+    raised here. Closing it lets no further task start."""
+    results: queue.Queue = queue.Queue()
+    stopping = threading.Event()
+
+    def run(task: Callable[[], Iterator[float]]) -> None:
+        try:
+            for item in task() if not stopping.is_set() else ():
+                results.put(item)
+        except BaseException as error:
+            results.put(_Raised(error))
+        finally:
+            results.put(_TASK_DONE)
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataset")
+    for task in tasks:
+        pool.submit(run, task)
+    try:
+        for _ in tasks:
+            while (item := results.get()) is not _TASK_DONE:
+                if isinstance(item, _Raised):
+                    raise item.error
+                yield item
+    finally:
+        stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _error_message(response) -> str:
@@ -339,15 +390,25 @@ class DatasetRun:
         """Produce one phrase (failures.csv records it if it cannot be made); its seconds of audio stored."""
         return self.produce(speaker, index, text, first)[0]
 
-    def made(self, speaker: Speaker, todo: list[tuple[int, str]]) -> Iterator[float]:
+    def made(self, speaker: Speaker, todo: list[tuple[int, str]], workers: int = 1) -> Iterator[float]:
         """Make the phrases of `todo`, yielding each one's seconds of audio (0 when it failed) as it is done: those
-        that can share a request share one (the engine then decodes and vocodes them in groups), the rest alone."""
-        groups, alone = shared_requests(todo, speaker.can_share_a_request) if isinstance(speaker, EngineSpeaker) \
-            else ([], todo)
-        for group in groups:
-            yield from self._made_together(speaker, group)
-        for index, text in alone:
-            yield self.attempt(speaker, index, text)
+        that can share a request share one (the engine then decodes and vocodes them in groups), the rest alone;
+        `workers` requests at a time, or as many as the engine needs in flight to keep busy."""
+        if isinstance(speaker, EngineSpeaker):
+            groups, alone = shared_requests(todo, speaker.can_share_a_request)
+            workers = max(workers, speaker.requests_in_flight)
+        else:
+            groups, alone = [], todo
+        tasks = [partial(self._made_together, speaker, group) for group in groups] + \
+                [partial(self._attempted, speaker, index, text) for index, text in alone]
+        if workers <= 1:
+            for task in tasks:
+                yield from task()
+        else:
+            yield from in_parallel(tasks, workers)
+
+    def _attempted(self, speaker: Speaker, index: int, text: str) -> Iterator[float]:
+        yield self.attempt(speaker, index, text)
 
     def _made_together(self, speaker: EngineSpeaker, group: list[tuple[int, str]]) -> Iterator[float]:
         """Consecutive phrases in one request, each stored the moment it is made; one that fails its check, or that
@@ -373,16 +434,11 @@ class DatasetRun:
         todo = self.pending(phrases)
         skipped = len(phrases) - len(todo)
         seconds = 0.0
-        for done in self.made(speaker, todo) if workers <= 1 else self._made_in_parallel(speaker, todo, workers):
+        for done in self.made(speaker, todo, workers):
             seconds += done
             if progress:
                 progress(1)
         return self.summary(skipped, seconds)
-
-    def _made_in_parallel(self, speaker: Speaker, todo: list[tuple[int, str]], workers: int) -> Iterator[float]:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for future in as_completed([pool.submit(self.attempt, speaker, i, p) for i, p in todo]):
-                yield future.result()
 
     def summary(self, skipped_done: int, new_seconds: float) -> dict:
         done = self.done()

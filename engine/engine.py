@@ -133,13 +133,14 @@ class Engine:
         """How many requests the worker serves at once."""
         return self.synthesizer.acceleration.request_batch
 
+    @property
+    def requests_to_fill(self) -> int:
+        """How many requests a client with many to make keeps in flight: one, as the worker serves them in order."""
+        return 1
+
     def submit(self, request: SynthesisRequest) -> Job:
         """Queue `request`; raises Busy when the queue is full."""
-        if request.seed is None:
-            request = request.with_seed(secrets.randbelow(MAX_SEED + 1))
-        job = Job(request, next(self._ids), len(chunk_texts(request, self.config.chunk_chars)))
-        job.ignored_parameters = self.synthesizer.ignored_parameters(request)
-        job.ignored_tags = self.synthesizer.ignored_tags(request)
+        job = job_for(request, next(self._ids), self.synthesizer)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -160,16 +161,12 @@ class Engine:
             yield self.synthesizer.model_for(name)
 
     def status(self) -> dict:
-        model = self.synthesizer.model
         return {
-            "model": model.spec.name if model else None,
-            "device": self.synthesizer.device,
-            "precision": (model.acceleration if model else self.synthesizer.acceleration).describe(),
+            **model_status(self.synthesizer),
             "queue_depth": self._queue.qsize(),
             "busy": bool(self._running),
             "running": len(self._running),
             "message": self.status_message,
-            "cached_voices": len(self.synthesizer.cache),
             "cancelled_jobs": self.cancelled_jobs,
         }
 
@@ -299,18 +296,7 @@ class Engine:
 
     def _fail(self, job: Job, error: Exception) -> None:
         """End `job` with an error its client can act on."""
-        if isinstance(error, EngineError):
-            self._finish(job, error)
-        elif isinstance(error, torch.cuda.OutOfMemoryError):
-            self.synthesizer.cache.clear()
-            gc.collect()
-            torch.cuda.empty_cache()
-            log.error("Job %d ran out of GPU memory; cached voices were freed.", job.id)
-            self._finish(job, SynthesisFailed("The GPU ran out of memory; try shorter text or close other GPU programs."))
-        else:
-            log.exception("Synthesis failed", exc_info=error)
-            self._finish(job, SynthesisFailed(
-                f"Synthesis failed unexpectedly ({error.__class__.__name__}: {error})."))
+        self._finish(job, client_error(error, self.synthesizer, job.id))
 
     def _finish(self, job: Job, error: EngineError | None = None) -> None:
         """End `job`, done or with `error`; it leaves the running jobs."""
@@ -318,3 +304,37 @@ class Engine:
         job.end(error)
         if job.started:
             log.info("job %d finished in %.1f s", job.id, time.perf_counter() - job.started)
+
+
+def job_for(request: SynthesisRequest, job_id: int, synthesizer: Synthesizer, kind: type[Job] = Job) -> Job:
+    """A `kind` of job for `request` (given a random seed when it has none), its chunks counted and the parameters
+    and sound tags its model ignores noted; refuses a language the model does not speak."""
+    if request.seed is None:
+        request = request.with_seed(secrets.randbelow(MAX_SEED + 1))
+    job = kind(request, job_id, len(chunk_texts(request, synthesizer.config.chunk_chars)))
+    job.ignored_parameters = synthesizer.ignored_parameters(request)
+    job.ignored_tags = synthesizer.ignored_tags(request)
+    return job
+
+
+def model_status(synthesizer: Synthesizer) -> dict:
+    """The part of /health about the model: which is loaded, on which device, in which precision, voices cached."""
+    model = synthesizer.model
+    return {"model": model.spec.name if model else None, "device": synthesizer.device,
+            "precision": (model.acceleration if model else synthesizer.acceleration).describe(),
+            "cached_voices": len(synthesizer.cache)}
+
+
+def client_error(error: Exception, synthesizer: Synthesizer, job_id: int) -> EngineError:
+    """The error the client of job `job_id` is told for `error`, raised while serving it; running out of GPU memory
+    frees the synthesizer's cached voices."""
+    if isinstance(error, EngineError):
+        return error
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        synthesizer.cache.clear()
+        gc.collect()
+        torch.cuda.empty_cache()
+        log.error("Job %d ran out of GPU memory; cached voices were freed.", job_id)
+        return SynthesisFailed("The GPU ran out of memory; try shorter text or close other GPU programs.")
+    log.exception("Synthesis failed", exc_info=error)
+    return SynthesisFailed(f"Synthesis failed unexpectedly ({error.__class__.__name__}: {error}).")

@@ -386,7 +386,7 @@ def unix_launcher(tmp_path) -> tuple[Path, Path, str]:
     records every other command line; a PATH of every program on this one but sha256sum and shasum."""
     folder = tmp_path / "studio"
     (folder / ".venv" / "bin").mkdir(parents=True)
-    for name in ("launch.sh", *REQUIREMENTS):
+    for name in ("launch.sh", *REQUIREMENTS, "requirements-cluster.txt"):
         shutil.copy(ROOT / name, folder)
     log = tmp_path / "calls.jsonl"
     fake = folder / ".venv" / "bin" / "python"
@@ -439,9 +439,22 @@ def test_launch_sh_test_installs_both_files_and_passes_pytest_the_arguments(unix
     done, calls = run_launch_sh(unix_launcher, "test", "-k", "a or b", "--maxfail=1")
     assert done.returncode == 0, done.stderr
     assert calls[1:] == [
-        [*PIP_INSTALL, "-r", "requirements.txt", "-r", "requirements-test.txt"],
+        [*PIP_INSTALL, "-r", "requirements.txt", "-r", "requirements-test.txt", "-r", "requirements-cluster.txt"],
         ["-m", "pytest", "tests", "-k", "a or b", "--maxfail=1"],
     ]
+
+
+def test_launch_sh_installs_ray_only_when_the_flags_place_the_engine_on_it(unix_launcher):
+    done, calls = run_launch_sh(unix_launcher, "--port", "7000")
+    assert done.returncode == 0, done.stderr
+    assert calls[1:] == [[*PIP_INSTALL, "-r", "requirements.txt"], ["app.py", "--port", "7000"]]
+    for flags in (["--replicas", "2"], ["--ray-address=auto"], ["dataset", "--autoscale", "1:4"]):
+        for stamp in (unix_launcher[0] / ".venv").glob(".installed-*"):
+            stamp.unlink()
+        done, calls = run_launch_sh(unix_launcher, *flags)
+        assert done.returncode == 0, done.stderr
+        assert [*PIP_INSTALL, "-r", "requirements.txt", "-r", "requirements-cluster.txt"] in calls
+        assert calls[-1] == ["app.py", *flags]
 
 
 def test_launch_sh_stops_when_the_stamp_cannot_be_hashed(unix_launcher):

@@ -27,7 +27,6 @@ from settings import Settings
 
 from . import api_tab, candidates, history
 from .advice import draft_suggestion
-from .gpu import gpu
 from .history import Take
 from .reference import inspect_clip, trim_clip
 
@@ -319,7 +318,6 @@ class Handlers:
                  "loudness": 11 + len(PARAMS), **{name: 4 + index for index, name in enumerate(PARAMS)}}
         return named.get(param, 0)
 
-    @gpu
     def generate(self, text: str, clip: str | None, voice_id: str | None, fmt: str,
                  exaggeration: float, cfg_weight: float, temperature: float, top_p: float, min_p: float,
                  repetition_penalty: float, speed: float, seed: float | None, language: str | None, model: str | None,
@@ -432,7 +430,6 @@ class Handlers:
         local = f"http://{self.settings.host}:{self.settings.port}"
         return api_tab.examples(api_tab.base_url(request, local), self.engine.config.model, voice_id or None)
 
-    @gpu
     def api_synthesize(self, text: str, reference: str | None = None, voice_id: str | None = None,
                        exaggeration: float | None = None, cfg_weight: float | None = None,
                        temperature: float | None = None, top_p: float | None = None, min_p: float | None = None,
