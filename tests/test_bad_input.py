@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings as fuzz_settings, strategies
 import api
 import app
 from api.guard import ApiGuard, RateLimiter
-from engine import AudioChunk, EngineConfig, SynthesisRequest, VoiceLibrary, audio
+from engine import AudioChunk, EngineConfig, SynthesisRequest, VoiceLibrary
 from settings import Settings
 from tools.random_checkpoint import synthetic_voice
 from ui import handlers
