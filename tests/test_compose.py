@@ -47,6 +47,7 @@ class RecordingEngine:
     """Test double of the engine: the parts the front doors use; it records every request it is given."""
 
     request_batch = 1
+    requests_to_fill = 1
 
     def __init__(self, library: VoiceLibrary, model: str = "chatterbox"):
         self.config = EngineConfig(model=model)
