@@ -42,6 +42,7 @@ LABELS = {  # each parameter's slider: label, help, step
 }
 DOWNLOAD_FORMATS = ("mp3", "wav", "flac", "opus", "aac")
 STREAMING = bool(shutil.which("ffmpeg") and shutil.which("ffprobe"))
+TAKES_INPUT = 8 + len(PARAMS)  # where, among a take's inputs, the session's history comes
 HEARTBEAT_SECONDS = 0.5  # how often a take waiting for audio gives Gradio a chance to stop it
 RUNS_KEPT = 32  # sessions whose latest take Stop can still find
 STILL_WORKING = (gr.skip(),) * 5  # what a take yields while it waits: nothing changes on the page
@@ -307,8 +308,9 @@ class Handlers:
         except EngineError as error:
             log_refusal(error.message, error.code)
             wrong, message = self._input_of(error.param, voice_id), error.message
-        checks = [gr.validate(index != wrong, message if index == wrong else "") for index in range(3 + len(values))]
-        return [*checks, takes]  # Gradio stores what a validator returns for a state: the history, unchanged
+        checks = [gr.validate(index != wrong, message if index == wrong else "") for index in range(4 + len(values))]
+        checks[TAKES_INPUT] = takes  # Gradio stores what a validator returns for a state: the history, unchanged
+        return checks
 
     @staticmethod
     def _input_of(param: str | None, voice_id: str | None) -> int:

@@ -27,8 +27,12 @@ class Trimmed:
 
 @lru_cache(maxsize=1)
 def _model():
-    from silero_vad import load_silero_vad
+    import torch
 
+    threads = torch.get_num_threads()
+    from silero_vad import load_silero_vad  # its import sets torch to 1 CPU thread, for the whole studio
+
+    torch.set_num_threads(threads)  # the speech model keeps the threads it had
     return load_silero_vad()  # TorchScript, on the CPU
 
 
