@@ -193,9 +193,9 @@ class Engine:
             try:
                 return self._queue.get(timeout=idle if idle > 0 and self.synthesizer.model is not None else None)
             except queue.Empty:
-                with self._model_lock:
+                with self._model_lock:  # the status first: /health never shows no model with the old message
+                    self._set_status(f"Model unloaded after {idle:g} s idle; it loads again on the next request.")
                     self.synthesizer.unload()
-                self._set_status(f"Model unloaded after {idle:g} s idle; it loads again on the next request.")
 
     def _serve(self) -> None:
         while self._admit():
