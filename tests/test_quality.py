@@ -1,10 +1,13 @@
 """Catching bad takes: scoring, the real recognizer on a tiny random Whisper, candidates, VAD trimming, loudness."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from engine import InvalidRequest, SynthesisRequest, audio
 from engine.audio import AudioChunk
 from engine.quality import (Recognizer, SpeechChecker, TakePicker, character_error_rate, checker_for, loudness,
@@ -110,6 +113,16 @@ def test_vad_leaves_a_clip_it_hears_no_speech_in_as_it_is():
     hiss = noise(2.0, 3)
     trimmed = trim_non_speech(hiss, RATE)
     assert not trimmed.found_speech and trimmed.samples is hiss
+
+
+def test_the_vad_leaves_torch_the_cpu_threads_it_had():
+    """silero_vad's import sets torch to one thread for the whole process; threads that then sum floats in other
+    orders make the same seed give other bits (in a fresh process: the package is imported once)."""
+    script = ("import numpy as np, torch; torch.set_num_threads(2); from engine.quality import trim_non_speech; "
+              "trim_non_speech(np.zeros(16000, np.float32), 16000); print(torch.get_num_threads())")
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-1] == "2"
 
 
 @pytest.mark.parametrize("target", [-23.0, -16.0])

@@ -214,9 +214,6 @@ def test_an_input_error_shows_at_the_text_and_leaves_the_last_take_alone(studio)
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
-@pytest.mark.xfail(strict=False, reason="since the desk's Advanced settings grew (issue 20), the browser shows no "
-                   "'has no chatterbox-turbo weights' notice within 60 s, though Handlers.generate raises it; to be "
-                   "found")
 def test_a_failed_model_switch_is_told_to_the_asker_and_the_header_tells_the_loaded_model(studio):
     from playwright.sync_api import expect
 

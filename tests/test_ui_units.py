@@ -116,6 +116,19 @@ def test_text_count_chunk_preview_and_limit(tmp_path):
         h.composer.compose(h.ask("x" * 101, None, None, (), None, None, None))
 
 
+def test_the_loudness_box_offers_levels_takes_a_typed_number_and_refuses_other_text(tmp_path):
+    h = _handlers(tmp_path)
+
+    def loudness(value):
+        return h.composer.compose(h.ask("Hi.", None, None, (), None, None, None, finishing=(1, False, value))).loudness
+
+    assert loudness(handlers.AS_MADE) is None and loudness("") is None and loudness(None) is None
+    assert [loudness(value) for _, value in handlers.LOUDNESS_CHOICES[1:]] == [-23.0, -16.0, -14.0]
+    assert loudness(" -20.5 ") == -20.5
+    with pytest.raises(InvalidRequest, match="loudness must be a number of LUFS"):
+        loudness("loud")
+
+
 def test_variant_controls_disable_what_the_variant_ignores(tmp_path):
     h = _handlers(tmp_path)
     *sliders, language, note = h.variant_controls("chatterbox-turbo")

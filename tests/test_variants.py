@@ -33,9 +33,6 @@ def multilingual(tmp_path_factory, multilingual_checkpoint):
                              precision="exact")
 
 
-@pytest.mark.xfail(strict=False, reason="passes alone; in the whole suite's order since this round's new test files "
-                   "the audio differs by ~1e-9 (fresh clone, 2026-12-02): an earlier test leaves state that changes "
-                   "float sums; to be found")
 def test_turbo_audio_equals_upstream_generate(turbo, monkeypatch):
     text = "Hello there, how are you today?"
     with turbo.using_model() as model:

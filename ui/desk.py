@@ -9,8 +9,8 @@ from engine.models import VARIANTS
 from settings import Settings
 
 from .dataset_tab import build_dataset_tab
-from .handlers import (DOWNLOAD_FORMATS, LABELS, LANGUAGE_CHOICES, PARAMS, SCRATCH_MAX_AGE_SECONDS, STREAMING,
-                       Handlers, random_seed)
+from .handlers import (AS_MADE, DOWNLOAD_FORMATS, LABELS, LANGUAGE_CHOICES, LOUDNESS_CHOICES, PARAMS,
+                       SCRATCH_MAX_AGE_SECONDS, STREAMING, Handlers, random_seed)
 
 PRIVATE = {"api_visibility": "private"}
 
@@ -107,8 +107,9 @@ def build_desk(engine: Engine, settings: Settings) -> gr.Blocks:
                             trim_edges = gr.Checkbox(value=True, label="Trim non-speech at the edges",
                                                      info="Not with captions, whose cues are timed to the take as "
                                                           "made.", elem_id="trim-edges")
-                            loudness = gr.Number(None, label="Even loudness to (LUFS; empty: as made)",
-                                                 elem_id="loudness")
+                            loudness = gr.Dropdown(LOUDNESS_CHOICES, value=AS_MADE, allow_custom_value=True,
+                                                   label="Even loudness to", info="Or type a number of LUFS.",
+                                                   elem_id="loudness")
                         with gr.Row():
                             preset_name = gr.Textbox(label="Preset name", placeholder="e.g. my-audiobook")
                             save_preset = gr.Button("Save current settings as preset", size="sm")

@@ -97,11 +97,30 @@ class TakeInProgress:
 SCRATCH_MAX_AGE_SECONDS = 24 * 3600
 
 
+# The loudness box's choices; another number of LUFS can be typed in.
+AS_MADE = "as made"
+LOUDNESS_CHOICES = [("As made", AS_MADE), ("-23 LUFS: broadcast (EBU R128)", "-23"), ("-16 LUFS: podcast", "-16"),
+                    ("-14 LUFS: music streaming", "-14")]
+
+
 def finishing_values(candidate_count: float | None = None, trim: bool | None = None,
-                     loudness: float | None = None) -> dict:
-    """The Advanced settings as request values: candidates, trim, and loudness (empty: as made)."""
+                     loudness: float | str | None = None) -> dict:
+    """The Advanced settings as request values: candidates, trim, and loudness (empty or "as made": as made)."""
     return {"candidates": None if candidate_count is None else int(candidate_count), "trim": trim,
-            "loudness": None if loudness in (None, "") else float(loudness)}
+            "loudness": loudness_value(loudness)}
+
+
+def loudness_value(loudness: float | str | None) -> float | str | None:
+    """The loudness box's value as LUFS; typed text that is no number is passed on for the request to refuse."""
+    if isinstance(loudness, str):
+        loudness = loudness.strip()
+        if loudness.lower() in ("", AS_MADE):
+            return None
+        try:
+            return float(loudness)
+        except ValueError:
+            return loudness
+    return loudness
 
 
 def seed_value(seed: float | None) -> int | None:
@@ -324,7 +343,7 @@ class Handlers:
                  exaggeration: float, cfg_weight: float, temperature: float, top_p: float, min_p: float,
                  repetition_penalty: float, speed: float, seed: float | None, language: str | None, model: str | None,
                  captions: bool, takes: list[Take], request: gr.Request, candidate_count: float = 1,
-                 trim: bool = False, loudness: float | None = None, progress=gr.Progress()):
+                 trim: bool = False, loudness: float | str | None = None, progress=gr.Progress()):
         """Synthesize chunk by chunk with a progress bar; streams to the player where ffmpeg allows. Stop, a closed
         tab or a reload closes this generator at its next yield (one comes every HEARTBEAT_SECONDS), which cancels
         the job. The job is submitted only after a first yield: a Stop during the first step would cancel the event

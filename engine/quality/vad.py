@@ -26,26 +26,32 @@ class Trimmed:
 
 
 @lru_cache(maxsize=1)
-def _model():
+def _silero():
+    """The `silero_vad` package, imported without its side effect: its import sets torch to 1 CPU thread for the
+    whole process, which would slow the speech model and change its float sums between threads."""
     import torch
 
     threads = torch.get_num_threads()
-    from silero_vad import load_silero_vad  # its import sets torch to 1 CPU thread, for the whole studio
+    import silero_vad
 
-    torch.set_num_threads(threads)  # the speech model keeps the threads it had
-    return load_silero_vad()  # TorchScript, on the CPU
+    torch.set_num_threads(threads)
+    return silero_vad
+
+
+@lru_cache(maxsize=1)
+def _model():
+    return _silero().load_silero_vad()  # TorchScript, on the CPU
 
 
 def speech_span(samples: np.ndarray, sample_rate: int) -> tuple[int, int] | None:
     """(first, last) sample of speech in `samples`, or None when the detector hears none."""
     import torch
-    from silero_vad import get_speech_timestamps
 
     if len(samples) == 0:
         return None
     at_16k = audio.resample(np.asarray(samples, dtype=np.float32), sample_rate, VAD_SAMPLE_RATE)
     with _lock, torch.inference_mode():
-        spans = get_speech_timestamps(torch.from_numpy(at_16k), _model(), sampling_rate=VAD_SAMPLE_RATE)
+        spans = _silero().get_speech_timestamps(torch.from_numpy(at_16k), _model(), sampling_rate=VAD_SAMPLE_RATE)
     if not spans:
         return None
     scale = sample_rate / VAD_SAMPLE_RATE
