@@ -10,8 +10,9 @@ fast:  the chunks of a long text go through the model four at a time (the first 
        chunk's audio hears its neighbours). Turbo's GPT-2 computes its GELU in one fused operation (the same tanh
        formula, rounded differently). On x86 CPUs, T3's linear layers run as int8 with per-channel weight scales
        (dynamic quantization), on CUDA GPUs in bfloat16 (sampling stays float32). Where the hardware computes
-       bfloat16 natively (recent x86 CPUs, CUDA GPUs), S3Gen's flow estimator runs in bfloat16 while the flow's
-       state stays float32. S3Gen takes 5 flow-matching steps instead of 10. Output stays deterministic per seed.
+       bfloat16 natively (CUDA GPUs, and recent x86 CPUs without ONNX Runtime), S3Gen's flow estimator runs in
+       bfloat16 while the flow's state stays float32. On CPUs, S3Gen's flow estimator and vocoder run in float32
+       on ONNX Runtime (engine/decoding/onnx_cpu.py). S3Gen takes 5 flow-matching steps instead of 10. Output stays deterministic per seed.
        On CUDA GPUs the next chunks of up to 16 requests are sampled in one T3 batch (`request_batch`), each row
        masked from the others, so a request's tokens depend on its batch-mates through rounding alone.
 """
@@ -24,6 +25,7 @@ from typing import Callable
 
 import torch
 
+from . import onnx_cpu
 from .loop import SpeechTokenLoop
 
 PRECISIONS = ("fast", "exact")
@@ -44,6 +46,7 @@ class Acceleration:
     int8_t3: bool = False
     bf16_t3: bool = False
     bf16_flow: bool = False
+    onnx_s3gen: bool = False
     flow_steps: int = UPSTREAM_FLOW_STEPS
     reference_seconds: float | None = None  # how much of the reference prompt S3Gen's flow hears; None: all
     chunk_batch: int = 1
@@ -61,7 +64,8 @@ class Acceleration:
     def describe(self) -> str:
         changes = [name for name, on in (("own token loop", self.token_loop), ("fused GELU", self.fused_gelu),
                                           ("int8 T3", self.int8_t3),
-                                          ("bfloat16 T3", self.bf16_t3), ("bfloat16 flow", self.bf16_flow)) if on]
+                                          ("bfloat16 T3", self.bf16_t3), ("bfloat16 flow", self.bf16_flow),
+                                          ("S3Gen on ONNX Runtime", self.onnx_s3gen)) if on]
         if self.flow_steps != UPSTREAM_FLOW_STEPS:
             changes.append(f"{self.flow_steps} flow steps")
         if self.reference_seconds is not None:
@@ -84,9 +88,10 @@ def plan(precision: str, device: str, flow_steps: int | None = None, request_bat
     steps = flow_steps or (FAST_FLOW_STEPS if fast else UPSTREAM_FLOW_STEPS)
     reference_seconds = reference_seconds or (FAST_REFERENCE_SECONDS if fast else None)
     requests = request_batch or (CUDA_REQUEST_BATCH if device.startswith("cuda") else 1)
+    onnx = fast and device == "cpu" and onnx_cpu.available()
     return Acceleration(token_loop=fast, fused_gelu=fast, int8_t3=fast and _int8_cpu(device),
                         bf16_t3=fast and device.startswith("cuda") and _native_bf16(device),
-                        bf16_flow=fast and _native_bf16(device),
+                        bf16_flow=fast and _native_bf16(device) and not onnx, onnx_s3gen=onnx,
                         flow_steps=steps, reference_seconds=reference_seconds,
                         chunk_batch=FAST_CHUNK_BATCH if fast else 1,
                         request_batch=requests if fast else 1)
@@ -125,6 +130,10 @@ def apply(upstream, acceleration: Acceleration, watches_alignment: bool = False)
     if acceleration.bf16_flow:
         decoder = upstream.s3gen.flow.decoder
         decoder.estimator = Bfloat16Estimator(decoder.estimator)
+    if acceleration.onnx_s3gen:
+        decoder = upstream.s3gen.flow.decoder
+        decoder.estimator = onnx_cpu.OnnxEstimator(decoder.estimator)
+        onnx_cpu.vocode_with_onnx(upstream.s3gen.mel2wav)
     return SpeechTokenLoop(upstream.t3, head, watches_alignment) if loop else None
 
 

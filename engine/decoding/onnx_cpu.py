@@ -1,0 +1,180 @@
+"""S3Gen's two heavy parts run by ONNX Runtime on a CPU, in `fast` precision: the flow's estimator and the
+vocoder's convolution stack (its STFT and inverse STFT stay in torch, which ONNX cannot export). Both compute in
+float32 as torch does (they agree to about 1e-5); ONNX Runtime's fused CPU kernels take about half the time of
+torch's eager ones here (bench/RESULTS.md). Each part is exported on its first call, from that call's own inputs,
+and kept on disk under a key made of its weights, so a restart or another process with the same weights loads it
+in a fraction of a second. If export or loading fails, the part stays in torch and the log says so once."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+log = logging.getLogger("chatterbox.engine")
+
+FORMAT_VERSION = "1"  # bump when what is exported changes
+
+
+def available() -> bool:
+    """Whether ONNX Runtime and the exporter's `onnx` package can be imported."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cache_dir() -> Path:
+    root = Path(os.environ.get("CHATTERBOX_STUDIO_CACHE", Path.home() / ".cache" / "chatterbox-studio"))
+    return root / "onnx"
+
+
+class OnnxPart:
+    """`module` (positional tensor inputs, tensor outputs) run by ONNX Runtime once exported; `dynamic` names, per
+    input, the axes whose size changes from call to call."""
+
+    def __init__(self, name: str, module: torch.nn.Module, dynamic: Callable[[int], dict[int, str]]):
+        self.name, self.module, self.dynamic = name, module.eval(), dynamic
+        self.sessions: dict[tuple, object] = {}
+        self.failed = False
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        names = tuple(inputs)
+        if not self.failed and names not in self.sessions:
+            self.sessions[names] = self._session(inputs)
+        session = self.sessions.get(names)
+        if session is None:
+            with torch.inference_mode():
+                outputs = self.module(*inputs.values())
+            return list(outputs) if isinstance(outputs, tuple) else [outputs]
+        feed = {name: tensor.detach().cpu().numpy() for name, tensor in inputs.items()}
+        return [torch.from_numpy(array) for array in session.run(None, feed)]
+
+    def _session(self, inputs: dict[str, torch.Tensor]):
+        import onnxruntime
+
+        try:
+            path = cache_dir() / f"{self.name}-{self._key(inputs)}.onnx"
+            if not path.exists():
+                self._export(inputs, path)
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            options.inter_op_num_threads = 1
+            return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # a model ONNX cannot take runs as it is, in torch
+            self.failed = True
+            log.warning("S3Gen's %s stays in torch: ONNX export failed (%s: %s)", self.name,
+                        error.__class__.__name__, str(error)[:200])
+            return None
+
+    def _key(self, inputs: dict[str, torch.Tensor]) -> str:
+        """A digest of the weights, the inputs' names and ranks and the versions that shape the export."""
+        import onnxruntime
+
+        digest = hashlib.blake2b(digest_size=12)
+        digest.update(f"{FORMAT_VERSION} {torch.__version__} {onnxruntime.__version__}".encode())
+        digest.update(repr([(name, tensor.dim(), tensor.dtype) for name, tensor in inputs.items()]).encode())
+        for name, tensor in self.module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
+    def _export(self, inputs: dict[str, torch.Tensor], path: Path) -> None:
+        """Export with the call's inputs as the example, then move the file into place whole."""
+        examples = tuple(tensor.detach().clone() for tensor in inputs.values())
+        dynamic = {name: self.dynamic(tensor.dim()) for name, tensor in inputs.items()}
+        buffer = io.BytesIO()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes on Python branches, which these shapes never flip
+            outputs = self.module(*examples)
+            count = len(outputs) if isinstance(outputs, tuple) else 1
+            output_names = [f"out{i}" for i in range(count)]
+            dynamic.update({name: self.dynamic(3) for name in output_names})
+            torch.onnx.export(self.module, examples, buffer, input_names=list(inputs), output_names=output_names,
+                              dynamic_axes=dynamic, opset_version=17)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as part:
+            part.write(buffer.getvalue())
+        os.chmod(part.name, 0o644)
+        os.replace(part.name, path)
+        log.info("S3Gen's %s exported to ONNX: %s", self.name, path)
+
+
+def batch_and_frames(rank: int) -> dict[int, str]:
+    """Batch rows and, for (batch, channels, frames) tensors, frames change from call to call."""
+    return {0: "batch", 2: "frames"} if rank == 3 else {0: "batch"}
+
+
+class _PositionalEstimator(torch.nn.Module):
+    """The flow estimator with its inputs in a fixed order, as the exporter needs them."""
+
+    def __init__(self, estimator: torch.nn.Module, names: tuple[str, ...]):
+        super().__init__()
+        self.estimator, self.names = estimator, names
+
+    def forward(self, *tensors):
+        return self.estimator(**dict(zip(self.names, tensors)))
+
+
+class OnnxEstimator(torch.nn.Module):
+    """A drop-in for S3Gen's flow estimator (upstream calls it with keywords; meanflow adds `r`)."""
+
+    dtype = torch.float32
+
+    def __init__(self, estimator: torch.nn.Module):
+        super().__init__()
+        self.inner = estimator
+        self.parts: dict[tuple[str, ...], OnnxPart] = {}
+
+    def forward(self, x, mask, mu, t, spks=None, cond=None, r=None):
+        inputs = {name: value for name, value in
+                  (("x", x), ("mask", mask), ("mu", mu), ("t", t), ("spks", spks), ("cond", cond), ("r", r))
+                  if value is not None}
+        names = tuple(inputs)
+        if names not in self.parts:
+            self.parts[names] = OnnxPart("flow-estimator", _PositionalEstimator(self.inner, names), batch_and_frames)
+        return self.parts[names](inputs)[0]
+
+
+class _VocoderBody(torch.nn.Module):
+    """HiFT's `decode` between its STFT of the source and its inverse STFT: magnitude and phase from the mel and
+    the source's spectrum."""
+
+    def __init__(self, hift: torch.nn.Module):
+        super().__init__()
+        self.hift = hift
+
+    def forward(self, mel: torch.Tensor, source_spectrum: torch.Tensor):
+        hift = self.hift
+        x = hift.conv_pre(mel)
+        for i in range(hift.num_upsamples):
+            x = hift.ups[i](torch.nn.functional.leaky_relu(x, hift.lrelu_slope))
+            if i == hift.num_upsamples - 1:
+                x = hift.reflection_pad(x)
+            x = x + hift.source_resblocks[i](hift.source_downs[i](source_spectrum))
+            kernels = hift.resblocks[i * hift.num_kernels:(i + 1) * hift.num_kernels]
+            x = sum(block(x) for block in kernels) / hift.num_kernels
+        x = hift.conv_post(torch.nn.functional.leaky_relu(x))
+        bins = hift.istft_params["n_fft"] // 2 + 1
+        return torch.exp(x[:, :bins, :]), torch.sin(x[:, bins:, :])
+
+
+def vocode_with_onnx(hift: torch.nn.Module) -> None:
+    """Make `hift.decode` run its convolution stack through ONNX Runtime."""
+    body = OnnxPart("vocoder", _VocoderBody(hift), batch_and_frames)
+
+    def decode(x: torch.Tensor, s: torch.Tensor = torch.zeros(1, 1, 0)) -> torch.Tensor:
+        real, imaginary = hift._stft(s.squeeze(1))
+        magnitude, phase = body({"mel": x, "source_spectrum": torch.cat([real, imaginary], dim=1)})
+        return torch.clamp(hift._istft(magnitude, phase), -hift.audio_limit, hift.audio_limit)
+
+    hift.decode = decode
