@@ -42,6 +42,19 @@ def test_the_flow_estimator_on_onnx_runtime_matches_torch_at_any_length_and_batc
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("tokens", [40, 160])
+def test_the_flow_encoder_on_onnx_runtime_matches_torch_at_any_length(s3gen, tokens):
+    encoder = s3gen.flow.encoder
+    assert isinstance(encoder, onnx_cpu.OnnxEncoder)
+    embeddings = torch.randn(1, tokens, 512, generator=torch.Generator().manual_seed(tokens))
+    lengths = torch.tensor([float(tokens)])
+    with torch.inference_mode():
+        expected, _ = encoder.part.module(embeddings, lengths)
+        got, masks = encoder(embeddings, lengths)
+    assert got.shape == expected.shape == (1, 2 * tokens, 512) and masks.shape[-1] == 2 * tokens
+    assert torch.allclose(got, expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("frames", FRAMES)
 def test_the_vocoder_on_onnx_runtime_matches_torch(s3gen, frames):
     hift = s3gen.mel2wav
@@ -58,14 +71,19 @@ def test_the_vocoder_on_onnx_runtime_matches_torch(s3gen, frames):
     assert torch.allclose(got, expected, atol=1e-4)
 
 
+def vocoder_part(s3gen) -> onnx_cpu.OnnxPart:
+    return onnx_cpu.OnnxPart("vocoder", onnx_cpu._VocoderBody(s3gen.mel2wav), ("magnitude", "phase"),
+                             onnx_cpu.VOCODER_AXES)
+
+
 def test_an_exported_part_is_kept_on_disk_and_found_again(s3gen, tmp_path, monkeypatch):
     monkeypatch.setenv("CHATTERBOX_STUDIO_CACHE", str(tmp_path))
-    part = onnx_cpu.OnnxPart("vocoder", onnx_cpu._VocoderBody(s3gen.mel2wav), onnx_cpu.batch_and_frames)
+    part = vocoder_part(s3gen)
     inputs = {"mel": torch.randn(1, 80, 60), "source_spectrum": torch.randn(1, 18, 60 * 120 + 1)}
     first = part(inputs)
     files = list((tmp_path / "onnx").glob("vocoder-*.onnx"))
     assert len(files) == 1
-    again = onnx_cpu.OnnxPart("vocoder", onnx_cpu._VocoderBody(s3gen.mel2wav), onnx_cpu.batch_and_frames)
+    again = vocoder_part(s3gen)
     exported = files[0].stat().st_mtime_ns
     assert all(torch.equal(a, b) for a, b in zip(first, again(inputs)))
     assert files[0].stat().st_mtime_ns == exported
@@ -81,7 +99,7 @@ def test_a_part_onnx_cannot_export_stays_in_torch_and_says_so_once(tmp_path, mon
         def forward(self, x):
             return 2 * x
 
-    part = onnx_cpu.OnnxPart("test-part", Doubling(), onnx_cpu.batch_and_frames)
+    part = onnx_cpu.OnnxPart("test-part", Doubling(), ("y",), {"x": {0: "n"}, "y": {0: "n"}})
     monkeypatch.setattr(torch.onnx, "export", refuse)
     with caplog.at_level(logging.WARNING, logger="chatterbox.engine"):
         assert part({"x": torch.ones(2)})[0].tolist() == [2.0, 2.0]

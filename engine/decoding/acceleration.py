@@ -11,8 +11,8 @@ fast:  the chunks of a long text go through the model four at a time (the first 
        formula, rounded differently). On x86 CPUs, T3's linear layers run as int8 with per-channel weight scales
        (dynamic quantization), on CUDA GPUs in bfloat16 (sampling stays float32). Where the hardware computes
        bfloat16 natively (CUDA GPUs, and recent x86 CPUs without ONNX Runtime), S3Gen's flow estimator runs in
-       bfloat16 while the flow's state stays float32. On CPUs, S3Gen's flow estimator and vocoder run in float32
-       on ONNX Runtime (engine/decoding/onnx_cpu.py). S3Gen takes 5 flow-matching steps instead of 10. Output stays deterministic per seed.
+       bfloat16 while the flow's state stays float32. On CPUs, S3Gen's flow encoder and estimator and its
+       vocoder run in float32 on ONNX Runtime (engine/decoding/onnx_cpu.py). S3Gen takes 5 flow-matching steps instead of 10. Output stays deterministic per seed.
        On CUDA GPUs the next chunks of up to 16 requests are sampled in one T3 batch (`request_batch`), each row
        masked from the others, so a request's tokens depend on its batch-mates through rounding alone.
 """
@@ -133,6 +133,7 @@ def apply(upstream, acceleration: Acceleration, watches_alignment: bool = False)
     if acceleration.onnx_s3gen:
         decoder = upstream.s3gen.flow.decoder
         decoder.estimator = onnx_cpu.OnnxEstimator(decoder.estimator)
+        upstream.s3gen.flow.encoder = onnx_cpu.OnnxEncoder(upstream.s3gen.flow.encoder)
         onnx_cpu.vocode_with_onnx(upstream.s3gen.mel2wav)
     return SpeechTokenLoop(upstream.t3, head, watches_alignment) if loop else None
 

@@ -1,4 +1,4 @@
-"""S3Gen's two heavy parts run by ONNX Runtime on a CPU, in `fast` precision: the flow's estimator and the
+"""S3Gen's heavy parts run by ONNX Runtime on a CPU, in `fast` precision: the flow's encoder and estimator and the
 vocoder's convolution stack (its STFT and inverse STFT stay in torch, which ONNX cannot export). Both compute in
 float32 as torch does (they agree to about 1e-5); ONNX Runtime's fused CPU kernels take about half the time of
 torch's eager ones here (bench/RESULTS.md). Each part is exported on its first call, from that call's own inputs,
@@ -8,14 +8,13 @@ in a fraction of a second. If export or loading fails, the part stays in torch a
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import logging
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable
-
 import torch
 
 log = logging.getLogger("chatterbox.engine")
@@ -25,12 +24,7 @@ FORMAT_VERSION = "1"  # bump when what is exported changes
 
 def available() -> bool:
     """Whether ONNX Runtime and the exporter's `onnx` package can be imported."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
 def cache_dir() -> Path:
@@ -39,11 +33,11 @@ def cache_dir() -> Path:
 
 
 class OnnxPart:
-    """`module` (positional tensor inputs, tensor outputs) run by ONNX Runtime once exported; `dynamic` names, per
-    input, the axes whose size changes from call to call."""
+    """`module` (positional tensor inputs, the tensors `outputs` names) run by ONNX Runtime once exported; `axes`
+    names, per input and output, the axes whose size changes from call to call."""
 
-    def __init__(self, name: str, module: torch.nn.Module, dynamic: Callable[[int], dict[int, str]]):
-        self.name, self.module, self.dynamic = name, module.eval(), dynamic
+    def __init__(self, name: str, module: torch.nn.Module, outputs: tuple[str, ...], axes: dict[str, dict[int, str]]):
+        self.name, self.module, self.outputs, self.axes = name, module.eval(), outputs, axes
         self.sessions: dict[tuple, object] = {}
         self.failed = False
 
@@ -91,16 +85,12 @@ class OnnxPart:
     def _export(self, inputs: dict[str, torch.Tensor], path: Path) -> None:
         """Export with the call's inputs as the example, then move the file into place whole."""
         examples = tuple(tensor.detach().clone() for tensor in inputs.values())
-        dynamic = {name: self.dynamic(tensor.dim()) for name, tensor in inputs.items()}
         buffer = io.BytesIO()
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on Python branches, which these shapes never flip
-            outputs = self.module(*examples)
-            count = len(outputs) if isinstance(outputs, tuple) else 1
-            output_names = [f"out{i}" for i in range(count)]
-            dynamic.update({name: self.dynamic(3) for name in output_names})
-            torch.onnx.export(self.module, examples, buffer, input_names=list(inputs), output_names=output_names,
-                              dynamic_axes=dynamic, opset_version=17)
+            torch.onnx.export(self.module, examples, buffer, input_names=list(inputs), output_names=list(self.outputs),
+                              dynamic_axes={name: self.axes[name] for name in (*inputs, *self.outputs)},
+                              opset_version=17)
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as part:
             part.write(buffer.getvalue())
@@ -109,9 +99,12 @@ class OnnxPart:
         log.info("S3Gen's %s exported to ONNX: %s", self.name, path)
 
 
-def batch_and_frames(rank: int) -> dict[int, str]:
-    """Batch rows and, for (batch, channels, frames) tensors, frames change from call to call."""
-    return {0: "batch", 2: "frames"} if rank == 3 else {0: "batch"}
+ROWS, MEL = {0: "batch"}, {0: "batch", 2: "frames"}
+ESTIMATOR_AXES = {"x": MEL, "mask": MEL, "mu": MEL, "cond": MEL, "t": ROWS, "r": ROWS, "spks": ROWS, "velocity": MEL}
+ENCODER_AXES = {"tokens": {0: "batch", 1: "tokens"}, "lengths": ROWS, "hidden": {0: "batch", 1: "frames"},
+                "masks": MEL}
+SPECTRUM = {0: "batch", 2: "spectrum_frames"}
+VOCODER_AXES = {"mel": MEL, "source_spectrum": SPECTRUM, "magnitude": SPECTRUM, "phase": SPECTRUM}
 
 
 class _PositionalEstimator(torch.nn.Module):
@@ -141,8 +134,22 @@ class OnnxEstimator(torch.nn.Module):
                   if value is not None}
         names = tuple(inputs)
         if names not in self.parts:
-            self.parts[names] = OnnxPart("flow-estimator", _PositionalEstimator(self.inner, names), batch_and_frames)
+            self.parts[names] = OnnxPart("flow-estimator", _PositionalEstimator(self.inner, names), ("velocity",),
+                                         ESTIMATOR_AXES)
         return self.parts[names](inputs)[0]
+
+
+class OnnxEncoder(torch.nn.Module):
+    """A drop-in for the flow's conformer encoder as S3Gen's inference calls it: token embeddings and their
+    lengths in, hidden states (twice as many frames) and their masks out."""
+
+    def __init__(self, encoder: torch.nn.Module):
+        super().__init__()
+        self.part = OnnxPart("flow-encoder", encoder, ("hidden", "masks"), ENCODER_AXES)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor):
+        hidden, masks = self.part({"tokens": tokens, "lengths": lengths})
+        return hidden, masks
 
 
 class _VocoderBody(torch.nn.Module):
@@ -170,7 +177,7 @@ class _VocoderBody(torch.nn.Module):
 
 def vocode_with_onnx(hift: torch.nn.Module) -> None:
     """Make `hift.decode` run its convolution stack through ONNX Runtime."""
-    body = OnnxPart("vocoder", _VocoderBody(hift), batch_and_frames)
+    body = OnnxPart("vocoder", _VocoderBody(hift), ("magnitude", "phase"), VOCODER_AXES)
 
     def decode(x: torch.Tensor, s: torch.Tensor = torch.zeros(1, 1, 0)) -> torch.Tensor:
         real, imaginary = hift._stft(s.squeeze(1))
