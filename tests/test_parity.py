@@ -13,6 +13,7 @@ from conftest import engine_on_cpu
 from engine import SynthesisRequest
 from engine.decoding.acceleration import Acceleration, Bfloat16Estimator, apply as apply_acceleration
 from engine.decoding.loop import Sampling, SpeechPrompt, SpeechTokenLoop
+from engine.decoding.onnx_cpu import OnnxEncoder, OnnxEstimator
 from engine.models import JOINT_VOCODE_TOKENS, SAMPLES_PER_TOKEN, joint_runs
 from tools.random_checkpoint import synthetic_voice
 
@@ -65,7 +66,8 @@ def test_exact_engine_leaves_the_upstream_model_as_loaded(exact_engine):
     with exact_engine.using_model() as model:
         upstream = model.upstream
         assert all(type(m) is torch.nn.Linear for m in upstream.t3.tfmr.modules() if "Linear" in type(m).__name__)
-        assert not isinstance(upstream.s3gen.flow.decoder.estimator, Bfloat16Estimator)
+        assert not isinstance(upstream.s3gen.flow.decoder.estimator, (Bfloat16Estimator, OnnxEstimator))
+        assert not isinstance(upstream.s3gen.flow.encoder, OnnxEncoder) and "decode" not in vars(upstream.s3gen.mel2wav)
     assert exact_engine.synthesizer.acceleration.flow_steps == 10
 
 
@@ -76,6 +78,7 @@ def test_fast_engine_quantizes_t3_and_halves_the_flow_steps(engine):
         quantized = [m for m in upstream.t3.tfmr.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
         assert len(quantized) == (7 * len(upstream.t3.tfmr.layers) if acceleration.int8_t3 else 0)
         assert isinstance(upstream.s3gen.flow.decoder.estimator, Bfloat16Estimator) == acceleration.bf16_flow
+        assert isinstance(upstream.s3gen.flow.decoder.estimator, OnnxEstimator) == acceleration.onnx_s3gen
     assert acceleration.flow_steps == 5
 
 
