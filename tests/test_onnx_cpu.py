@@ -7,13 +7,25 @@ import logging
 import pytest
 import torch
 
+from conftest import TEST_CHUNK_TOKENS, engine_on_cpu
+from engine import SynthesisRequest
 from engine.decoding import onnx_cpu
 
 FRAMES = (150, 420)
 
 
 @pytest.fixture(scope="module")
-def s3gen(engine):
+def onnx_engine(tiny_checkpoint, tmp_path_factory):
+    """A fast engine with ONNX Runtime on, which the rest of the suite turns off (see conftest)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CHATTERBOX_ONNX", "on")
+        yield from engine_on_cpu(tmp_path_factory, tiny_checkpoint, max_chunk_tokens=TEST_CHUNK_TOKENS)
+
+
+@pytest.fixture(scope="module")
+def s3gen(onnx_engine):
+    engine = onnx_engine
+    engine.synthesize(SynthesisRequest("Hello there.", seed=1))  # through the whole engine, with ONNX Runtime
     with engine.using_model() as model:
         assert model.acceleration.onnx_s3gen and "S3Gen on ONNX Runtime" in engine.status()["precision"]
         yield model.upstream.s3gen

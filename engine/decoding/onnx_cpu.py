@@ -23,7 +23,10 @@ FORMAT_VERSION = "1"  # bump when what is exported changes
 
 
 def available() -> bool:
-    """Whether ONNX Runtime and the exporter's `onnx` package can be imported."""
+    """Whether ONNX Runtime and the exporter's `onnx` package can be imported, unless CHATTERBOX_ONNX=off turns
+    this path off (S3Gen then runs in torch)."""
+    if os.environ.get("CHATTERBOX_ONNX", "").lower() == "off":
+        return False
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
@@ -63,6 +66,8 @@ class OnnxPart:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
             options.inter_op_num_threads = 1
+            options.enable_cpu_mem_arena = False  # activations are freed after each call, not kept for the next
+            options.enable_mem_pattern = False
             return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # a model ONNX cannot take runs as it is, in torch
             self.failed = True
