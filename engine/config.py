@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def studio_cache() -> Path:
+    """The studio's cache folder (built random checkpoints, ONNX exports): CHATTERBOX_STUDIO_CACHE, else
+    ~/.cache/chatterbox-studio."""
+    return Path(os.environ.get("CHATTERBOX_STUDIO_CACHE", Path.home() / ".cache" / "chatterbox-studio"))
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from engine.config import studio_cache
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ("requirements.txt", "requirements-test.txt")
-CACHE = Path(os.environ.get("CHATTERBOX_STUDIO_CACHE", Path.home() / ".cache" / "chatterbox-studio"))
+CACHE = studio_cache()
 WINE = next((path for path in ("/usr/lib/wine/wine64", shutil.which("wine64"), shutil.which("wine"))
              if path and os.access(path, os.X_OK)), None)
 needs_wine = pytest.mark.skipif(WINE is None, reason="no Wine (/usr/lib/wine/wine64 or wine64 on the PATH): "

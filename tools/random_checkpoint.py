@@ -185,15 +185,15 @@ def _contiguous(state: dict) -> dict:
 
 def cached(name: str, **build_args) -> Path:
     """A random checkpoint cached under the user cache directory, built on first use."""
+    from engine.config import studio_cache
     from engine.models import VARIANTS
 
-    root = Path(os.environ.get("CHATTERBOX_STUDIO_CACHE", Path.home() / ".cache" / "chatterbox-studio"))
-    directory = root / f"{name}-v{BUILDER_VERSION}"
+    directory = studio_cache() / f"{name}-v{BUILDER_VERSION}"
     marker = directory / "random_checkpoint.json"
     files = VARIANTS[build_args.get("variant", "chatterbox")].files
     if marker.exists() and all((directory / f).exists() for f in files):
         return directory
-    partial = root / f".{name}-building-{os.getpid()}"
+    partial = directory.parent / f".{name}-building-{os.getpid()}"
     build(partial, **build_args)
     if directory.exists():
         import shutil

@@ -109,11 +109,12 @@ def faster_whisper_folder(source: Path, directory: Path, quantization: str | Non
 
 def cached(name: str = "tiny-random", size: str = "tiny-random") -> Path:
     """A random Whisper in faster-whisper's layout under the studio's cache folder, built on first use."""
-    root = Path(os.environ.get("CHATTERBOX_STUDIO_CACHE", Path.home() / ".cache" / "chatterbox-studio"))
-    directory = root / f"whisper-{name}-v{BUILDER_VERSION}"
+    from engine.config import studio_cache
+
+    directory = studio_cache() / f"whisper-{name}-v{BUILDER_VERSION}"
     if (directory / "model.bin").exists():
         return directory
-    partial = root / f".whisper-{name}-building-{os.getpid()}"
+    partial = directory.parent / f".whisper-{name}-building-{os.getpid()}"
     faster_whisper_folder(build(partial / "transformers", size), partial / "ct2")
     shutil.rmtree(directory, ignore_errors=True)
     (partial / "ct2").rename(directory)

@@ -12,7 +12,8 @@ fast:  the chunks of a long text go through the model four at a time (the first 
        (dynamic quantization), on CUDA GPUs in bfloat16 (sampling stays float32). Where the hardware computes
        bfloat16 natively (CUDA GPUs, and recent x86 CPUs without ONNX Runtime), S3Gen's flow estimator runs in
        bfloat16 while the flow's state stays float32. On CPUs, S3Gen's flow encoder and estimator and its
-       vocoder run in float32 on ONNX Runtime (engine/decoding/onnx_cpu.py). S3Gen takes 5 flow-matching steps instead of 10. Output stays deterministic per seed.
+       vocoder run in float32 on ONNX Runtime (engine/decoding/onnx_cpu.py). S3Gen takes 5 flow-matching steps
+       instead of 10. Output stays deterministic per seed.
        On CUDA GPUs the next chunks of up to 16 requests are sampled in one T3 batch (`request_batch`), each row
        masked from the others, so a request's tokens depend on its batch-mates through rounding alone.
 """

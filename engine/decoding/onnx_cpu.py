@@ -1,6 +1,6 @@
 """S3Gen's heavy parts run by ONNX Runtime on a CPU, in `fast` precision: the flow's encoder and estimator and the
-vocoder's convolution stack (its STFT and inverse STFT stay in torch, which ONNX cannot export). Both compute in
-float32 as torch does (they agree to about 1e-5); ONNX Runtime's fused CPU kernels take about half the time of
+vocoder's convolution stack (its STFT and inverse STFT stay in torch, which ONNX cannot export). All three compute
+in float32 as torch does (they agree to about 1e-5); ONNX Runtime's fused CPU kernels take about half the time of
 torch's eager ones here (bench/RESULTS.md). Each part is exported on its first call, from that call's own inputs,
 and kept on disk under a key made of its weights, so a restart or another process with the same weights loads it
 in a fraction of a second. If export or loading fails, the part stays in torch and the log says so once."""
@@ -15,7 +15,10 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+
 import torch
+
+from ..config import studio_cache
 
 log = logging.getLogger("chatterbox.engine")
 
@@ -28,11 +31,6 @@ def available() -> bool:
     if os.environ.get("CHATTERBOX_ONNX", "").lower() == "off":
         return False
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
-
-
-def cache_dir() -> Path:
-    root = Path(os.environ.get("CHATTERBOX_STUDIO_CACHE", Path.home() / ".cache" / "chatterbox-studio"))
-    return root / "onnx"
 
 
 class OnnxPart:
@@ -60,7 +58,7 @@ class OnnxPart:
         import onnxruntime
 
         try:
-            path = cache_dir() / f"{self.name}-{self._key(inputs)}.onnx"
+            path = studio_cache() / "onnx" / f"{self.name}-{self._key(inputs)}.onnx"
             if not path.exists():
                 self._export(inputs, path)
             options = onnxruntime.SessionOptions()
@@ -153,8 +151,7 @@ class OnnxEncoder(torch.nn.Module):
         self.part = OnnxPart("flow-encoder", encoder, ("hidden", "masks"), ENCODER_AXES)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor):
-        hidden, masks = self.part({"tokens": tokens, "lengths": lengths})
-        return hidden, masks
+        return tuple(self.part({"tokens": tokens, "lengths": lengths}))
 
 
 class _VocoderBody(torch.nn.Module):
