@@ -112,7 +112,8 @@ class Synthesizer:
                                 ((request.seed or 0) + index) % (MAX_SEED + 1), t3_cond, cancelled)
                    for index, text in enumerate(texts)]
         model.check_prompts(prompts)
-        return Synthesis(request, model, conds, sampling, chunks, prompts, batches(len(chunks), model.chunks_per_batch))
+        return Synthesis(request, model, conds, sampling, chunks, texts, prompts,
+                         batches(len(chunks), model.chunks_per_batch))
 
     def sample(self, syntheses: Sequence["Synthesis"]) -> list[list]:
         """T3 for the next group of chunks of each synthesis, all in one batch: their speech tokens, per synthesis.
@@ -135,7 +136,7 @@ class Synthesizer:
             after = audio.silence(pause_after(chunk, request.speed), rate)
             speech = audio.fade_edges(audio.time_stretch(wav, rate, request.speed), rate)
             pieces.append(audio.AudioChunk(rate, np.concatenate([before, speech, after]), index, len(synthesis.chunks),
-                                           spoken(chunk, model.spec), len(before), len(after)))
+                                           synthesis.texts[index], len(before), len(after)))
         synthesis.done += 1
         return pieces
 
@@ -184,14 +185,15 @@ def pause_after(chunk: text_prep.TextChunk, speed: float) -> float:
 
 @dataclass
 class Synthesis:
-    """One request on its way through the model: its chunks, their T3 prompts, and the groups of chunks that go
-    through the model together, `done` of them made so far."""
+    """One request on its way through the model: its chunks, what the model is given to say of each, their T3
+    prompts, and the groups of chunks that go through the model together, `done` of them made so far."""
 
     request: SynthesisRequest
     model: LoadedModel
     conditionals: Any
     sampling: Sampling
     chunks: list[text_prep.TextChunk]
+    texts: list[str]
     prompts: list[SpeechPrompt]
     groups: list[range]
     done: int = 0

@@ -16,8 +16,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# S3Gen runs in torch in the suite's engines and studios: ONNX Runtime's copy of S3Gen's weights (0.5 GB an engine)
-# would not fit the CI machine's 24 GB beside them. tests/test_onnx_cpu.py turns it on for an engine of its own.
+# S3Gen runs in torch in the suite's engines and studios: on ONNX Runtime each checkpoint's S3Gen would first be
+# exported (about 10 s each on a fresh machine). tests/test_onnx_cpu.py checks ONNX Runtime's parts against torch's
+# and runs a whole CLI synthesis with it on.
 os.environ["CHATTERBOX_ONNX"] = "off"
 
 from engine import Engine, EngineConfig  # noqa: E402
@@ -191,9 +192,3 @@ def studio(tiny_checkpoint, tmp_path_factory, wyoming_port) -> Iterator[str]:
     with running_studio(tiny_checkpoint, tmp_path_factory, "--wyoming", "--wyoming-port", str(wyoming_port),
                         "--cors-origins", BROWSER_ORIGIN) as url:
         yield url
-
-
-def pytest_collection_modifyitems(items):
-    """tests/test_onnx_cpu.py last: its engine with ONNX Runtime leaves the process ~3 GB larger even once closed,
-    which, before the Ray tests' replicas, would push the suite past the CI machine's 24 GB."""
-    items.sort(key=lambda item: item.path.name == "test_onnx_cpu.py")

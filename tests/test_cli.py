@@ -10,9 +10,9 @@ from conftest import ROOT, studio_env
 from engine import audio
 
 
-def synth(*args, cwd):
+def synth(*args, cwd, env: dict | None = None):
     return subprocess.run([sys.executable, str(ROOT / "app.py"), "synth", *map(str, args)], cwd=cwd,
-                          env=studio_env(), capture_output=True, text=True, timeout=600)
+                          env=studio_env(**(env or {})), capture_output=True, text=True, timeout=600)
 
 
 def test_same_seed_writes_identical_files_in_the_format_asked(tiny_checkpoint, tmp_path):

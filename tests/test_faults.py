@@ -21,10 +21,10 @@ from settings import Settings
 from tools.random_checkpoint import synthetic_voice
 from ui import handlers
 
-# 200 requests over 50 voices, four in a row each, against the memory after 20: every voice is derived once, cached,
+# 100 requests over 25 voices, four in a row each, against the memory after 20: every voice is derived once, cached,
 # then evicted from a cache of 2.
-REQUESTS = 200
-VOICES = 50
+REQUESTS = 100
+VOICES = 25
 BASELINE_AFTER = 20
 CACHE_CAPACITY = 2
 RSS_MARGIN_MB = 150
@@ -137,7 +137,7 @@ def rss_mb() -> float:
 @pytest.fixture(scope="module")
 def one_step_engine(tiny_checkpoint, tmp_path_factory) -> Iterator[Engine]:
     """The tiny checkpoint with one flow-matching step: every module runs as in any request, in a fifth of the time,
-    so 200 requests fit in CI."""
+    so 100 requests fit in CI."""
     yield from engine_on_cpu(tmp_path_factory, tiny_checkpoint, voice_cache_size=CACHE_CAPACITY, flow_steps=1)
 
 

@@ -1,34 +1,42 @@
-"""On a CPU, fast precision runs S3Gen's flow estimator and vocoder body on ONNX Runtime: the same float32 sums as
-torch to about 1e-5, at any length and batch, kept on disk once exported; a part that cannot be exported stays in
-torch."""
+"""On a CPU, fast precision runs S3Gen's flow encoder and estimator and its vocoder body on ONNX Runtime: the same
+float32 sums as torch to about 1e-5, at any length and batch, kept on disk once exported, with torch's copy of their
+weights freed; a part that cannot be exported stays in torch. The suite's own engines keep S3Gen in torch (see
+conftest): each part here wraps a copy of a module of the exact Turbo engine's S3Gen (float32, meanflow), and the CLI
+runs a whole synthesis with ONNX Runtime on."""
 
+import copy
 import logging
 
+import numpy as np
 import pytest
 import torch
 
-from conftest import TEST_CHUNK_TOKENS, engine_on_cpu
-from engine import SynthesisRequest
+from conftest import TEST_CHUNK_TOKENS
+from engine import SynthesisRequest, audio
 from engine.decoding import onnx_cpu
+from test_cli import synth
 
 FRAMES = (150, 420)
 
 
 @pytest.fixture(scope="module")
-def onnx_engine(tiny_checkpoint, tmp_path_factory):
-    """A fast engine with ONNX Runtime on, which the rest of the suite turns off (see conftest)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CHATTERBOX_ONNX", "on")
-        yield from engine_on_cpu(tmp_path_factory, tiny_checkpoint, max_chunk_tokens=TEST_CHUNK_TOKENS)
+def s3gen(turbo):
+    """The exact Turbo engine's S3Gen: all in torch, in float32."""
+    with turbo.using_model() as model:
+        assert not model.acceleration.onnx_s3gen and not model.acceleration.bf16_flow
+        yield model.upstream.s3gen
 
 
 @pytest.fixture(scope="module")
-def s3gen(onnx_engine):
-    engine = onnx_engine
-    engine.synthesize(SynthesisRequest("Hello there.", seed=1))  # through the whole engine, with ONNX Runtime
-    with engine.using_model() as model:
-        assert model.acceleration.onnx_s3gen and "S3Gen on ONNX Runtime" in engine.status()["precision"]
-        yield model.upstream.s3gen
+def onnx_estimator(s3gen):
+    return onnx_cpu.OnnxEstimator(copy.deepcopy(s3gen.flow.decoder.estimator))
+
+
+@pytest.fixture(scope="module")
+def onnx_hift(s3gen):
+    hift = copy.deepcopy(s3gen.mel2wav)
+    onnx_cpu.vocode_with_onnx(hift)
+    return hift
 
 
 def estimator_inputs(frames: int, batch: int) -> dict:
@@ -38,66 +46,68 @@ def estimator_inputs(frames: int, batch: int) -> dict:
         return torch.randn(*shape, generator=generator)
 
     return {"x": noise(batch, 80, frames), "mask": torch.ones(batch, 1, frames), "mu": noise(batch, 80, frames),
-            "t": torch.rand(batch, generator=generator), "spks": noise(batch, 80), "cond": noise(batch, 80, frames)}
+            "t": torch.rand(batch, generator=generator), "spks": noise(batch, 80), "cond": noise(batch, 80, frames),
+            "r": torch.rand(batch, generator=generator)}
+
+
+def on_meta(*modules: torch.nn.Module) -> bool:
+    return all(p.is_meta for module in modules for p in module.parameters())
 
 
 @pytest.mark.parametrize("frames", FRAMES)
 @pytest.mark.parametrize("batch", [1, 2])
-def test_the_flow_estimator_on_onnx_runtime_matches_torch_at_any_length_and_batch(s3gen, frames, batch):
-    estimator = s3gen.flow.decoder.estimator
-    assert isinstance(estimator, onnx_cpu.OnnxEstimator)
+def test_the_flow_estimator_on_onnx_runtime_matches_torch_at_any_length_and_batch(s3gen, onnx_estimator, frames,
+                                                                                    batch):
     inputs = estimator_inputs(frames, batch)
     with torch.inference_mode():
-        expected = estimator.inner(**inputs)
-        got = estimator(**inputs)
+        expected = s3gen.flow.decoder.estimator(**inputs)
+        got = onnx_estimator(**inputs)
     assert got.shape == expected.shape
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+    assert on_meta(onnx_estimator.inner)  # torch's copy of the weights is freed
 
 
 @pytest.mark.parametrize("tokens", [40, 160])
 def test_the_flow_encoder_on_onnx_runtime_matches_torch_at_any_length(s3gen, tokens):
-    encoder = s3gen.flow.encoder
-    assert isinstance(encoder, onnx_cpu.OnnxEncoder)
+    encoder = onnx_cpu.OnnxEncoder(copy.deepcopy(s3gen.flow.encoder))
     embeddings = torch.randn(1, tokens, 512, generator=torch.Generator().manual_seed(tokens))
     lengths = torch.tensor([float(tokens)])
     with torch.inference_mode():
-        expected, _ = encoder.part.module(embeddings, lengths)
+        expected, _ = s3gen.flow.encoder(embeddings, lengths)
         got, masks = encoder(embeddings, lengths)
     assert got.shape == expected.shape == (1, 2 * tokens, 512) and masks.shape[-1] == 2 * tokens
     assert torch.allclose(got, expected, atol=1e-4)
+    assert on_meta(encoder.part.module)
 
 
 @pytest.mark.parametrize("frames", FRAMES)
-def test_the_vocoder_on_onnx_runtime_matches_torch(s3gen, frames):
-    hift = s3gen.mel2wav
+def test_the_vocoder_on_onnx_runtime_matches_torch_and_keeps_its_source_in_torch(s3gen, onnx_hift, frames):
     mel = torch.randn(1, 80, frames, generator=torch.Generator().manual_seed(frames)) - 4
     torch.manual_seed(1)
-    got, _ = hift.inference(mel)
-    del hift.decode  # torch's own `decode`, from the class
-    try:
-        torch.manual_seed(1)
-        expected, _ = hift.inference(mel)
-    finally:
-        onnx_cpu.vocode_with_onnx(hift)
+    expected, _ = s3gen.mel2wav.inference(mel)
+    torch.manual_seed(1)
+    got, _ = onnx_hift.inference(mel)
     assert got.shape == expected.shape
     assert torch.allclose(got, expected, atol=1e-4)
+    assert on_meta(*onnx_cpu.vocoder_body_layers(onnx_hift))
+    assert not on_meta(onnx_hift.f0_predictor, onnx_hift.m_source)
 
 
 def vocoder_part(s3gen) -> onnx_cpu.OnnxPart:
-    return onnx_cpu.OnnxPart("vocoder", onnx_cpu._VocoderBody(s3gen.mel2wav), ("magnitude", "phase"),
-                             onnx_cpu.VOCODER_AXES)
+    hift = copy.deepcopy(s3gen.mel2wav)
+    return onnx_cpu.OnnxPart("vocoder", onnx_cpu._VocoderBody(hift), ("magnitude", "phase"), onnx_cpu.VOCODER_AXES,
+                             weights=onnx_cpu.vocoder_body_layers(hift))
 
 
 def test_an_exported_part_is_kept_on_disk_and_found_again(s3gen, tmp_path, monkeypatch):
     monkeypatch.setenv("CHATTERBOX_STUDIO_CACHE", str(tmp_path))
-    part = vocoder_part(s3gen)
     inputs = {"mel": torch.randn(1, 80, 60), "source_spectrum": torch.randn(1, 18, 60 * 120 + 1)}
-    first = part(inputs)
+    first = vocoder_part(s3gen)(inputs)
     files = list((tmp_path / "onnx").glob("vocoder-*.onnx"))
     assert len(files) == 1
-    again = vocoder_part(s3gen)
     exported = files[0].stat().st_mtime_ns
-    assert all(torch.equal(a, b) for a, b in zip(first, again(inputs)))
+    again = vocoder_part(s3gen)(inputs)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert files[0].stat().st_mtime_ns == exported
 
 
@@ -118,3 +128,18 @@ def test_a_part_onnx_cannot_export_stays_in_torch_and_says_so_once(tmp_path, mon
         assert part({"x": torch.ones(3)})[0].tolist() == [2.0, 2.0, 2.0]
     assert [r.message for r in caplog.records].count("S3Gen's test-part stays in torch: ONNX export failed "
                                                       "(RuntimeError: no)") == 1
+
+
+def test_a_whole_synthesis_on_onnx_runtime_sounds_as_in_torch(engine, tiny_checkpoint, tmp_path):
+    """`app.py synth` with ONNX Runtime on speaks the same tokens as the suite's fast engine, whose S3Gen runs in
+    torch (its flow estimator in bfloat16 on a CPU that computes it natively), so its audio is that engine's up to
+    rounding."""
+    run = synth("Hello there.", "--checkpoint-dir", tiny_checkpoint, "-o", "onnx.wav", "--seed", 3, cwd=tmp_path,
+                env={"CHATTERBOX_ONNX": "on"})
+    assert run.returncode == 0, run.stderr
+    assert "S3Gen on ONNX Runtime" in run.stderr
+    made = audio.decode((tmp_path / "onnx.wav").read_bytes(), 24000)
+    expected = engine.synthesize(SynthesisRequest("Hello there.", seed=3, max_tokens_per_chunk=TEST_CHUNK_TOKENS))
+    assert made.shape == expected.samples.shape
+    difference = np.linalg.norm(made - expected.samples) / np.linalg.norm(expected.samples)
+    assert difference < 0.02, difference

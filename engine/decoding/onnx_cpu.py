@@ -3,7 +3,8 @@ vocoder's convolution stack (its STFT and inverse STFT stay in torch, which ONNX
 in float32 as torch does (they agree to about 1e-5); ONNX Runtime's fused CPU kernels take about half the time of
 torch's eager ones here (bench/RESULTS.md). Each part is exported on its first call, from that call's own inputs,
 and kept on disk under a key made of its weights, so a restart or another process with the same weights loads it
-in a fraction of a second. If export or loading fails, the part stays in torch and the log says so once."""
+in a fraction of a second. Once ONNX Runtime holds a part's weights, torch's copy of them is freed, so the
+part costs no memory twice. If export or loading fails, the part stays in torch and the log says so once."""
 
 from __future__ import annotations
 
@@ -35,24 +36,30 @@ def available() -> bool:
 
 class OnnxPart:
     """`module` (positional tensor inputs, the tensors `outputs` names) run by ONNX Runtime once exported; `axes`
-    names, per input and output, the axes whose size changes from call to call."""
+    names, per input and output, the axes whose size changes from call to call. Every call gives the inputs
+    `axes` names, in one order. `weights` are the modules whose weights the part computes with (by default
+    `module`): once ONNX Runtime runs the part, their torch copies are freed."""
 
-    def __init__(self, name: str, module: torch.nn.Module, outputs: tuple[str, ...], axes: dict[str, dict[int, str]]):
+    def __init__(self, name: str, module: torch.nn.Module, outputs: tuple[str, ...], axes: dict[str, dict[int, str]],
+                 weights: tuple[torch.nn.Module, ...] = ()):
         self.name, self.module, self.outputs, self.axes = name, module.eval(), outputs, axes
-        self.sessions: dict[tuple, object] = {}
-        self.failed = False
+        self.weights = weights or (module,)
+        self.session = None
+        self.tried = False
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        names = tuple(inputs)
-        if not self.failed and names not in self.sessions:
-            self.sessions[names] = self._session(inputs)
-        session = self.sessions.get(names)
-        if session is None:
+        if not self.tried:
+            self.tried = True
+            self.session = self._session(inputs)
+            if self.session is not None:
+                for module in self.weights:
+                    module.to_empty(device="meta")  # ONNX Runtime has its own copy
+        if self.session is None:
             with torch.inference_mode():
                 outputs = self.module(*inputs.values())
             return list(outputs) if isinstance(outputs, tuple) else [outputs]
         feed = {name: tensor.detach().cpu().numpy() for name, tensor in inputs.items()}
-        return [torch.from_numpy(array) for array in session.run(None, feed)]
+        return [torch.from_numpy(array) for array in self.session.run(None, feed)]
 
     def _session(self, inputs: dict[str, torch.Tensor]):
         import onnxruntime
@@ -68,7 +75,6 @@ class OnnxPart:
             options.enable_mem_pattern = False
             return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # a model ONNX cannot take runs as it is, in torch
-            self.failed = True
             log.warning("S3Gen's %s stays in torch: ONNX export failed (%s: %s)", self.name,
                         error.__class__.__name__, str(error)[:200])
             return None
@@ -122,24 +128,24 @@ class _PositionalEstimator(torch.nn.Module):
 
 
 class OnnxEstimator(torch.nn.Module):
-    """A drop-in for S3Gen's flow estimator (upstream calls it with keywords; meanflow adds `r`)."""
+    """A drop-in for S3Gen's flow estimator. Upstream calls it with keywords, the same ones every time for one
+    model (meanflow's adds `r`); the part is made for those of the first call."""
 
     dtype = torch.float32
 
     def __init__(self, estimator: torch.nn.Module):
         super().__init__()
         self.inner = estimator
-        self.parts: dict[tuple[str, ...], OnnxPart] = {}
+        self.part: OnnxPart | None = None
 
     def forward(self, x, mask, mu, t, spks=None, cond=None, r=None):
         inputs = {name: value for name, value in
                   (("x", x), ("mask", mask), ("mu", mu), ("t", t), ("spks", spks), ("cond", cond), ("r", r))
                   if value is not None}
-        names = tuple(inputs)
-        if names not in self.parts:
-            self.parts[names] = OnnxPart("flow-estimator", _PositionalEstimator(self.inner, names), ("velocity",),
-                                         ESTIMATOR_AXES)
-        return self.parts[names](inputs)[0]
+        if self.part is None:
+            self.part = OnnxPart("flow-estimator", _PositionalEstimator(self.inner, tuple(inputs)), ("velocity",),
+                                 ESTIMATOR_AXES, weights=(self.inner,))
+        return self.part(inputs)[0]
 
 
 class OnnxEncoder(torch.nn.Module):
@@ -177,9 +183,15 @@ class _VocoderBody(torch.nn.Module):
         return torch.exp(x[:, :bins, :]), torch.sin(x[:, bins:, :])
 
 
+def vocoder_body_layers(hift: torch.nn.Module) -> tuple[torch.nn.Module, ...]:
+    """The layers of HiFT that `_VocoderBody` computes with (its f0 predictor and harmonic source stay in torch)."""
+    return (hift.conv_pre, hift.ups, hift.source_downs, hift.source_resblocks, hift.resblocks, hift.conv_post)
+
+
 def vocode_with_onnx(hift: torch.nn.Module) -> None:
     """Make `hift.decode` run its convolution stack through ONNX Runtime."""
-    body = OnnxPart("vocoder", _VocoderBody(hift), ("magnitude", "phase"), VOCODER_AXES)
+    body = OnnxPart("vocoder", _VocoderBody(hift), ("magnitude", "phase"), VOCODER_AXES,
+                    weights=vocoder_body_layers(hift))
 
     def decode(x: torch.Tensor, s: torch.Tensor = torch.zeros(1, 1, 0)) -> torch.Tensor:
         real, imaginary = hift._stft(s.squeeze(1))
