@@ -46,3 +46,12 @@ def test_bad_input_exits_with_a_clear_message(tiny_checkpoint, tmp_path):
 def test_a_parameter_left_out_is_not_sent_so_the_voice_or_model_default_holds():
     args = app.parse(["synth", "Hello.", "--temperature", "0.7"])
     assert args.speed is None and cli.parameters_from(args) == {"temperature": 0.7}
+
+
+def test_the_terminal_answers_before_importing_the_models_packages():
+    """`synth --help`, a mistake or a dry run take a second or two, not the ten that importing chatterbox takes."""
+    probe = "import sys, app; print(sorted({m.split('.')[0] for m in sys.modules} & {'chatterbox', 'perth'}))"
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=studio_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

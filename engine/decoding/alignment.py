@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from chatterbox.models.t3.inference.alignment_stream_analyzer import LLAMA_ALIGNED_HEADS
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 WATCHING_ATTENTION = "sdpa+alignment-heads"  # attention_watching_alignment's name in transformers' registry
@@ -27,7 +26,9 @@ RETURN_WEIGHT = 5  # attention summed over frames going back to earlier text aft
 class AlignmentHeads:
     """Collects the attention weights of the alignment heads during one backbone call, for every row."""
 
-    def __init__(self, heads: Sequence[tuple[int, int]] = LLAMA_ALIGNED_HEADS):
+    def __init__(self, heads: Sequence[tuple[int, int]] | None = None):
+        if heads is None:  # imported here: chatterbox's package takes seconds to import, and `import engine` need not
+            from chatterbox.models.t3.inference.alignment_stream_analyzer import LLAMA_ALIGNED_HEADS as heads
         self.heads = dict(heads)
         self.seen: list[torch.Tensor] = []
 
