@@ -36,9 +36,9 @@ def available() -> bool:
 
 class OnnxPart:
     """`module` (positional tensor inputs, the tensors `outputs` names) run by ONNX Runtime once exported; `axes`
-    names, per input and output, the axes whose size changes from call to call. Every call gives the inputs
-    `axes` names, in one order. `weights` are the modules whose weights the part computes with (by default
-    `module`): once ONNX Runtime runs the part, their torch copies are freed."""
+    names, per input and output, the axes whose size changes from call to call. Every call gives the inputs the
+    first call gave, by name and in order. `weights` are the modules whose weights the part computes with (by
+    default `module`): once ONNX Runtime runs the part, their torch copies are freed."""
 
     def __init__(self, name: str, module: torch.nn.Module, outputs: tuple[str, ...], axes: dict[str, dict[int, str]],
                  weights: tuple[torch.nn.Module, ...] = ()):
