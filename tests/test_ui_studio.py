@@ -232,3 +232,20 @@ def test_a_failed_model_switch_is_told_to_the_asker_and_the_header_tells_the_loa
         expect(page.locator("#engine-status")).to_contain_text("chatterbox ready on cpu")
     with desk_page(studio) as another_visitor:
         expect(another_visitor.locator("#engine-status")).not_to_contain_text("Could not load")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/install_test_browser.sh")
+def test_captions_ticked_on_the_desk_come_with_the_take_a_cue_per_sentence(studio):
+    from playwright.sync_api import expect
+
+    with desk_page(studio) as page:
+        page.fill("#studio-text textarea", "The first sentence. And the second one.")
+        page.check("#captions input[type=checkbox]")
+        page.click("#generate-button")
+        expect(page.locator("#seed-note p")).to_contain_text("2 chunk(s)", timeout=SYNTHESIS_TIMEOUT_MS)
+        for extension in (".mp3", ".srt", ".vtt"):
+            expect(page.locator(f"#download a[href$='{extension}']")).to_have_count(1)
+        srt = requests.get(page.locator("#download a[href$='.srt']").get_attribute("href"), timeout=30).text
+    cues = [block.splitlines() for block in srt.strip().split("\n\n")]
+    assert [cue[2] for cue in cues] == ["The first sentence.", "And the second one."]
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}", cue[1]) for cue in cues)
