@@ -144,7 +144,7 @@ class OnnxEstimator(torch.nn.Module):
                   if value is not None}
         if self.part is None:
             self.part = OnnxPart("flow-estimator", _PositionalEstimator(self.inner, tuple(inputs)), ("velocity",),
-                                 ESTIMATOR_AXES, weights=(self.inner,))
+                                 ESTIMATOR_AXES)
         return self.part(inputs)[0]
 
 
