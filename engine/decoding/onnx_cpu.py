@@ -37,13 +37,11 @@ def available() -> bool:
 class OnnxPart:
     """`module` (positional tensor inputs, the tensors `outputs` names) run by ONNX Runtime once exported; `axes`
     names, per input and output, the axes whose size changes from call to call. Every call gives the inputs the
-    first call gave, by name and in order. `weights` are the modules whose weights the part computes with (by
-    default `module`): once ONNX Runtime runs the part, their torch copies are freed."""
+    first call gave, by name and in order. Once ONNX Runtime runs the part, torch's copy of `module`'s weights is
+    freed."""
 
-    def __init__(self, name: str, module: torch.nn.Module, outputs: tuple[str, ...], axes: dict[str, dict[int, str]],
-                 weights: tuple[torch.nn.Module, ...] = ()):
+    def __init__(self, name: str, module: torch.nn.Module, outputs: tuple[str, ...], axes: dict[str, dict[int, str]]):
         self.name, self.module, self.outputs, self.axes = name, module.eval(), outputs, axes
-        self.weights = weights or (module,)
         self.session = None
         self.tried = False
 
@@ -52,8 +50,7 @@ class OnnxPart:
             self.tried = True
             self.session = self._session(inputs)
             if self.session is not None:
-                for module in self.weights:
-                    module.to_empty(device="meta")  # ONNX Runtime has its own copy
+                self.module.to_empty(device="meta")  # ONNX Runtime has its own copy
         if self.session is None:
             with torch.inference_mode():
                 outputs = self.module(*inputs.values())
@@ -162,36 +159,33 @@ class OnnxEncoder(torch.nn.Module):
 
 class _VocoderBody(torch.nn.Module):
     """HiFT's `decode` between its STFT of the source and its inverse STFT: magnitude and phase from the mel and
-    the source's spectrum."""
+    the source's spectrum. It holds only the layers it computes with; HiFT's f0 predictor and harmonic source stay
+    in torch."""
 
     def __init__(self, hift: torch.nn.Module):
         super().__init__()
-        self.hift = hift
+        self.conv_pre, self.ups, self.conv_post = hift.conv_pre, hift.ups, hift.conv_post
+        self.source_downs, self.source_resblocks = hift.source_downs, hift.source_resblocks
+        self.resblocks = hift.resblocks
+        self.reflection_pad, self.lrelu_slope = hift.reflection_pad, hift.lrelu_slope
+        self.kernels, self.bins = hift.num_kernels, hift.istft_params["n_fft"] // 2 + 1
 
     def forward(self, mel: torch.Tensor, source_spectrum: torch.Tensor):
-        hift = self.hift
-        x = hift.conv_pre(mel)
-        for i in range(hift.num_upsamples):
-            x = hift.ups[i](torch.nn.functional.leaky_relu(x, hift.lrelu_slope))
-            if i == hift.num_upsamples - 1:
-                x = hift.reflection_pad(x)
-            x = x + hift.source_resblocks[i](hift.source_downs[i](source_spectrum))
-            kernels = hift.resblocks[i * hift.num_kernels:(i + 1) * hift.num_kernels]
-            x = sum(block(x) for block in kernels) / hift.num_kernels
-        x = hift.conv_post(torch.nn.functional.leaky_relu(x))
-        bins = hift.istft_params["n_fft"] // 2 + 1
-        return torch.exp(x[:, :bins, :]), torch.sin(x[:, bins:, :])
-
-
-def vocoder_body_layers(hift: torch.nn.Module) -> tuple[torch.nn.Module, ...]:
-    """The layers of HiFT that `_VocoderBody` computes with (its f0 predictor and harmonic source stay in torch)."""
-    return (hift.conv_pre, hift.ups, hift.source_downs, hift.source_resblocks, hift.resblocks, hift.conv_post)
+        x = self.conv_pre(mel)
+        for i, up in enumerate(self.ups):
+            x = up(torch.nn.functional.leaky_relu(x, self.lrelu_slope))
+            if i == len(self.ups) - 1:
+                x = self.reflection_pad(x)
+            x = x + self.source_resblocks[i](self.source_downs[i](source_spectrum))
+            blocks = self.resblocks[i * self.kernels:(i + 1) * self.kernels]
+            x = sum(block(x) for block in blocks) / self.kernels
+        x = self.conv_post(torch.nn.functional.leaky_relu(x))
+        return torch.exp(x[:, :self.bins, :]), torch.sin(x[:, self.bins:, :])
 
 
 def vocode_with_onnx(hift: torch.nn.Module) -> None:
     """Make `hift.decode` run its convolution stack through ONNX Runtime."""
-    body = OnnxPart("vocoder", _VocoderBody(hift), ("magnitude", "phase"), VOCODER_AXES,
-                    weights=vocoder_body_layers(hift))
+    body = OnnxPart("vocoder", _VocoderBody(hift), ("magnitude", "phase"), VOCODER_AXES)
 
     def decode(x: torch.Tensor, s: torch.Tensor = torch.zeros(1, 1, 0)) -> torch.Tensor:
         real, imaginary = hift._stft(s.squeeze(1))
